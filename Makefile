@@ -1,0 +1,80 @@
+# mrivol — every target bootstraps its own virtual environment (.venv) on first use.
+# torch is installed first, pinned in TORCH_VERSION (a CPU build here; set it, and TORCH_INDEX,
+# for a CUDA build on GPU machines), then the package with the rest of requirements.lock.
+
+SHELL        := /bin/bash
+PYTHON       ?= python3
+VENV         := .venv
+BIN          := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX  ?=
+PIP_TORCH    := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+BUNDLE  ?= brats_seg
+NET     ?=
+DATA    ?=
+FOLD    ?= 0
+EPOCHS  ?=
+PROFILE ?=
+RUN     ?=
+INPUT   ?=
+OUT     ?=
+MANIFEST ?=
+HOST    ?= 127.0.0.1
+PORT    ?= 5000
+
+# optional `make train` arguments, passed on only when set
+TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
+	$(if $(NET),--net $(NET)) $(if $(DATA),--data $(DATA)) \
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PROFILE),--profile $(PROFILE))
+
+.DEFAULT_GOAL := help
+.PHONY: help venv train evaluate infer data test test-slow lint format mlflow-ui clean
+
+help: ## list the targets and their variables
+	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=unet] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n] [PROFILE=cpu|gpu]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/mrivol: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" $(PIP_TORCH)
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" -c requirements.lock -e ".[dev]"
+	touch $(BIN)/mrivol
+
+venv: $(BIN)/mrivol ## create .venv with pinned torch and the package (done by every target)
+
+train: $(BIN)/mrivol ## train a bundle: synthesises phantoms when DATA is not given, logs to MLflow
+	$(BIN)/mrivol train $(TRAIN_ARGS)
+
+evaluate: $(BIN)/mrivol ## evaluate a trained run (RUN=<mlflow run id or checkpoint>) on its fold's validation cases
+	$(BIN)/mrivol evaluate --bundle $(BUNDLE) --run $(RUN) $(if $(DATA),--data $(DATA))
+
+infer: $(BIN)/mrivol ## segment new scans: RUN=<run id or checkpoint> INPUT=<manifest.csv> OUT=<dir>
+	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT)
+
+data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest (cached)
+	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))
+
+# pytest exits 5 when it collects nothing: that is a failure, never a silent pass
+test: $(BIN)/mrivol ## run the fast test suite (what CI runs)
+	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; \
+	[ $$rc -eq 0 ]
+
+test-slow: $(BIN)/mrivol ## run the heavy tests (full bundle runs, stock monai.bundle run)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(BIN)/mrivol ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/mrivol ## ruff autoformat and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+mlflow-ui: $(BIN)/mrivol ## open the MLflow UI on $(HOST):$(PORT) for the local store
+	$(BIN)/mrivol mlflow-ui --host $(HOST) --port $(PORT)
+
+clean: ## remove caches, runs and the local MLflow store (keeps .venv)
+	rm -rf .cache runs mlruns .pytest_cache .ruff_cache

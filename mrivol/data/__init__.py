@@ -1,0 +1,45 @@
+"""Data: manifests, subject-level splits, datalists and synthetic phantoms."""
+
+from __future__ import annotations
+
+from mrivol.data.manifest import (
+    BASE_COLUMNS,
+    LAYOUTS,
+    Layout,
+    ManifestError,
+    build_manifest,
+    infer_layout,
+    manifest_hash,
+    read_manifest,
+    read_manifest_table,
+    resolve_dataset_root,
+    to_datalist,
+)
+from mrivol.data.manifest_check import Problem, check_manifest, format_problems
+from mrivol.data.splits import (
+    SubjectLeakageError,
+    assign_subject_folds,
+    check_no_subject_leakage,
+    find_subject_leakage,
+)
+
+__all__ = [
+    "BASE_COLUMNS",
+    "LAYOUTS",
+    "Layout",
+    "ManifestError",
+    "Problem",
+    "SubjectLeakageError",
+    "assign_subject_folds",
+    "build_manifest",
+    "check_manifest",
+    "check_no_subject_leakage",
+    "find_subject_leakage",
+    "format_problems",
+    "infer_layout",
+    "manifest_hash",
+    "read_manifest",
+    "read_manifest_table",
+    "resolve_dataset_root",
+    "to_datalist",
+]

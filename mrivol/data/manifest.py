@@ -1,0 +1,404 @@
+"""Data manifests: one CSV row per scan, the only way bundles find their data.
+
+A manifest holds ``case_id, subject_id, session, fold, dataset_root`` followed by the image
+columns of its :class:`Layout` (and its label column). Image paths are relative to
+``dataset_root``, which is either an environment variable (``$BRATS2021_ROOT``) or a path
+relative to the manifest's own directory, so a manifest is portable between a laptop, a
+container and a cluster. The full specification is ``data_manifests/SCHEMA.md``.
+
+Examples:
+    >>> from mrivol.data.manifest import build_manifest, to_datalist
+    >>> df = build_manifest(layout="brats2021", root="/data/brats",  # doctest: +SKIP
+    ...                     out="data_manifests/brats2021.csv", root_var="BRATS2021_ROOT")
+    >>> train = to_datalist("data_manifests/brats2021.csv", fold=0, split="train")  # doctest: +SKIP
+    >>> train[0]["image"]  # [t1, t1ce, t2, flair] as absolute paths  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mrivol.data.splits import assign_subject_folds, check_no_subject_leakage
+
+__all__ = [
+    "BASE_COLUMNS",
+    "LAYOUTS",
+    "Layout",
+    "ManifestError",
+    "build_manifest",
+    "infer_layout",
+    "manifest_hash",
+    "read_manifest",
+    "read_manifest_table",
+    "resolve_dataset_root",
+    "to_datalist",
+]
+
+BASE_COLUMNS: tuple[str, ...] = ("case_id", "subject_id", "session", "fold", "dataset_root")
+SPLITS = ("train", "val", "all")
+_ENV_ROOT = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))(?P<rest>/.*)?$")
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be built or read; the message names the manifest, case and fix."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one kind of dataset is laid out on disk and in its manifest.
+
+    Args:
+        name: registry key, e.g. ``"brats2021"``.
+        images: image columns in channel order; they become ``item["image"]``.
+        label: label-map column (a path, e.g. ``"seg"``), or ``None``.
+        label_values: voxel values allowed in the label map (checked by ``check_manifest``).
+        target: class column (a value, not a path, e.g. ``"diagnosis"``), or ``None``.
+        scan: ``scan(root) -> list[dict]`` finding the cases under ``root`` for
+            :func:`build_manifest`; each dict holds ``case_id``, ``subject_id``, ``session``
+            and one path relative to ``root`` per image/label column.
+    """
+
+    name: str
+    images: tuple[str, ...]
+    label: str | None = None
+    label_values: frozenset[int] | None = None
+    target: str | None = None
+    scan: Callable[[Path], list[dict[str, str]]] | None = field(default=None, compare=False)
+
+    @property
+    def path_columns(self) -> tuple[str, ...]:
+        """Columns holding paths relative to ``dataset_root`` (images, then the label map)."""
+        return self.images + ((self.label,) if self.label else ())
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """All manifest columns in their fixed order."""
+        return BASE_COLUMNS + self.path_columns + ((self.target,) if self.target else ())
+
+
+def _scan_brats2021(root: Path) -> list[dict[str, str]]:
+    """Find BraTS 2021 cases: ``<case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz`` under ``root``.
+
+    Raises:
+        ManifestError: listing every case with a missing file (all of them, not the first).
+    """
+    layout = LAYOUTS["brats2021"]
+    rows, missing = [], []
+    for case_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        case = case_dir.name
+        row = {"case_id": case, "subject_id": case, "session": ""}
+        for key in layout.path_columns:
+            found = [case_dir / f"{case}_{key}{ext}" for ext in (".nii.gz", ".nii")]
+            found = [p for p in found if p.is_file()]
+            if found:
+                row[key] = found[0].relative_to(root).as_posix()
+            else:
+                missing.append(f"case {case}: missing {case_dir / f'{case}_{key}.nii.gz'}")
+        rows.append(row)
+    if missing:
+        raise ManifestError(
+            f"BraTS 2021 layout under {root}: {len(missing)} missing file(s):\n  "
+            + "\n  ".join(missing)
+            + "\nEach case directory <case>/ must hold <case>_{t1,t1ce,t2,flair,seg}.nii.gz; "
+            "complete or remove these cases and rebuild."
+        )
+    return rows
+
+
+LAYOUTS: dict[str, Layout] = {
+    "brats2021": Layout(
+        name="brats2021",
+        images=("t1", "t1ce", "t2", "flair"),
+        label="seg",
+        label_values=frozenset({0, 1, 2, 4}),
+        scan=_scan_brats2021,
+    ),
+}
+
+
+def _get_layout(name: str) -> Layout:
+    if name not in LAYOUTS:
+        raise ManifestError(f"Unknown layout {name!r}; known layouts: {sorted(LAYOUTS)}.")
+    return LAYOUTS[name]
+
+
+def infer_layout(columns: list[str] | tuple[str, ...], *, name: str = "manifest") -> Layout:
+    """Return the registered layout whose column set equals ``columns``.
+
+    Args:
+        columns: the manifest's header.
+        name: manifest name for the error message.
+
+    Returns:
+        The matching :class:`Layout`.
+
+    Raises:
+        ManifestError: if no layout matches, naming the closest one and its missing/extra columns.
+    """
+    cols = set(columns)
+    for layout in LAYOUTS.values():
+        if cols == set(layout.columns):
+            return layout
+    best = max(LAYOUTS.values(), key=lambda lay: len(cols & set(lay.columns)))
+    missing = [c for c in best.columns if c not in cols]
+    extra = sorted(cols - set(best.columns))
+    raise ManifestError(
+        f"{name}: columns match no layout (closest {best.name!r}: missing {missing}, "
+        f"unexpected {extra}). Expected e.g. {list(best.columns)}; see data_manifests/SCHEMA.md."
+    )
+
+
+def resolve_dataset_root(value: str, *, manifest_dir: str | Path, name: str = "manifest") -> str:
+    """Resolve a ``dataset_root`` cell to an absolute directory.
+
+    Args:
+        value: ``$NAME``, ``${NAME}`` (optionally followed by ``/sub/dir``), or a path relative
+            to the manifest's directory (an absolute path is accepted as written).
+        manifest_dir: directory of the manifest file.
+        name: manifest name for error messages.
+
+    Returns:
+        The absolute, normalised directory (symlinks are kept).
+
+    Raises:
+        ManifestError: if the cell is empty or names an unset environment variable.
+    """
+    value = value.strip()
+    if not value:
+        raise ManifestError(f"{name}: empty dataset_root; write $VAR or a relative directory.")
+    match = _ENV_ROOT.match(value)
+    if match:
+        var = match["braced"] or match["bare"]
+        base = os.environ.get(var)
+        if not base:
+            raise ManifestError(
+                f"{name}: dataset_root is {value!r} but the environment variable {var} is not "
+                f"set. Set it to the dataset directory, e.g. `export {var}=/path/to/data`."
+            )
+        root = os.path.join(os.path.expanduser(base), (match["rest"] or "").lstrip("/"))
+        return os.path.abspath(root)
+    if value.startswith("$"):
+        raise ManifestError(f"{name}: bad dataset_root {value!r}; use $NAME or ${{NAME}}.")
+    return os.path.abspath(os.path.join(manifest_dir, os.path.expanduser(value)))
+
+
+def read_manifest_table(path: str | Path) -> tuple[pd.DataFrame, Layout]:
+    """Read a manifest CSV as strings, unvalidated, and find its layout.
+
+    Args:
+        path: the manifest CSV.
+
+    Returns:
+        ``(table, layout)``: every cell a ``str`` (empty cells stay ``""``), columns in the
+        layout's order, relative paths and ``dataset_root`` as written.
+
+    Raises:
+        ManifestError: if the file is missing or its columns match no layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"Manifest {path} not found; build one with `mrivol manifest build`.")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.columns = [c.strip() for c in df.columns]
+    layout = infer_layout(list(df.columns), name=str(path))
+    return df[list(layout.columns)], layout
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read and validate a manifest; image and label paths come back absolute.
+
+    Checks columns (against the registered layouts), non-empty ``case_id`` / ``subject_id`` /
+    paths, unique ``case_id``, integer ``fold >= 0`` and subject-level folds. It does not open
+    the images: use :func:`mrivol.data.manifest_check.check_manifest` for that.
+
+    Args:
+        path: the manifest CSV.
+
+    Returns:
+        A DataFrame with the layout's columns in order, ``fold`` as ``int64``, ``dataset_root``
+        and path columns as absolute strings, and ``attrs`` ``{"manifest": str(path),
+        "layout": layout name, "sha256": manifest_hash(path)}``.
+
+    Raises:
+        ManifestError: listing every invalid row, or naming the unset environment variable.
+        SubjectLeakageError: if one subject has scans in two folds.
+    """
+    path = Path(path)
+    df, layout = read_manifest_table(path)
+    name = str(path)
+    errors = []
+    for col in ("case_id", "subject_id", "dataset_root", *layout.path_columns):
+        for i in df.index[df[col].str.strip() == ""]:
+            errors.append(f"row {i + 2} (case {df.at[i, 'case_id'] or '?'}): empty {col}")
+    folds = pd.to_numeric(df["fold"], errors="coerce")
+    for i in df.index[folds.isna() | (folds < 0) | (folds % 1 != 0)]:
+        errors.append(
+            f"row {i + 2} (case {df.at[i, 'case_id']}): fold {df.at[i, 'fold']!r} "
+            "is not an integer >= 0"
+        )
+    dup = df["case_id"][df["case_id"].duplicated(keep=False) & (df["case_id"] != "")]
+    errors += [f"case_id {c!r} appears {n} times" for c, n in dup.value_counts().items()]
+    if errors:
+        shown = "\n  ".join(errors[:20]) + (
+            f"\n  ... {len(errors) - 20} more" if len(errors) > 20 else ""
+        )
+        raise ManifestError(
+            f"{name}: {len(errors)} invalid row(s):\n  {shown}\n"
+            "Fix the CSV or rebuild it with `mrivol manifest build`."
+        )
+    df["fold"] = folds.astype("int64")
+    for col in ("case_id", "subject_id", "session"):
+        df[col] = df[col].str.strip()
+    check_no_subject_leakage(df, name=name)
+
+    roots = {
+        v: resolve_dataset_root(v, manifest_dir=path.parent, name=name)
+        for v in df["dataset_root"].unique()
+    }
+    df["dataset_root"] = df["dataset_root"].map(roots)
+    for col in layout.path_columns:
+        pairs = zip(df["dataset_root"], df[col], strict=True)
+        df[col] = [os.path.normpath(os.path.join(r, p)) for r, p in pairs]
+    df.attrs.update(manifest=name, layout=layout.name, sha256=manifest_hash(path))
+    return df
+
+
+def manifest_hash(path: str | Path) -> str:
+    """Return the sha256 hex digest of the manifest file's bytes (logged with every run)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _write_atomic(df: pd.DataFrame, out: Path) -> None:
+    """Write ``df`` as CSV to a temp file next to ``out``, then ``os.replace`` it in place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            df.to_csv(f, index=False, lineterminator="\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, out.stat().st_mode & 0o777 if out.exists() else 0o644)  # mkstemp: 0600
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_manifest(
+    *,
+    layout: str,
+    root: str | Path,
+    out: str | Path,
+    folds: int = 5,
+    seed: int = 0,
+    root_var: str | None = None,
+) -> pd.DataFrame:
+    """Scan a dataset directory and write its manifest with subject-level folds.
+
+    Args:
+        layout: a key of :data:`LAYOUTS`, e.g. ``"brats2021"``.
+        root: dataset directory (for ``brats2021``: one ``<case>/`` sub-directory per case).
+        out: manifest CSV to write (atomically: temp file + ``os.replace``).
+        folds: number of cross-validation folds (balanced by subject count).
+        seed: shuffling seed; the same data, seed and ``folds`` give the same file.
+        root_var: write ``dataset_root`` as ``$ROOT_VAR`` instead of a path relative to
+            ``out``'s directory. Either way no absolute path is written.
+
+    Returns:
+        The manifest as written (relative paths, unresolved ``dataset_root``).
+
+    Raises:
+        ManifestError: unknown layout, missing root, no cases, a case with a missing file
+            (naming case and file), ``folds`` < 1 or more folds than subjects, bad ``root_var``.
+
+    Examples:
+        >>> build_manifest(layout="brats2021", root="/data/BraTS2021", folds=5,  # doctest: +SKIP
+        ...                out="data_manifests/brats2021.csv", root_var="BRATS2021_ROOT")
+    """
+    lay = _get_layout(layout)
+    root, out = Path(root), Path(out)
+    if lay.scan is None:
+        raise ManifestError(f"Layout {layout!r} has no scanner; write its manifest by hand.")
+    if not root.is_dir():
+        raise ManifestError(f"Dataset root {root} is not a directory (layout {layout!r}).")
+    if root_var is not None and not re.fullmatch(r"[A-Za-z_]\w*", root_var):
+        raise ManifestError(f"root_var {root_var!r} is not a valid environment variable name.")
+    rows = lay.scan(root)
+    if not rows:
+        raise ManifestError(f"No {layout} cases found under {root}; check the directory layout.")
+    df = pd.DataFrame(rows)
+    subjects = df["subject_id"].unique().tolist()
+    if not 1 <= folds <= len(subjects):
+        raise ManifestError(
+            f"folds={folds} for {len(subjects)} subject(s) under {root}: need 1 <= folds <= "
+            "number of subjects so that no fold is empty."
+        )
+    strata = dict(zip(df["subject_id"], df[lay.target], strict=True)) if lay.target else None
+    fold_of = assign_subject_folds(subjects, n_folds=folds, seed=seed, strata=strata)
+    df["fold"] = df["subject_id"].map(fold_of).astype("int64")
+    if root_var:
+        df["dataset_root"] = f"${root_var}"
+    else:
+        df["dataset_root"] = Path(
+            os.path.relpath(root.absolute(), out.parent.absolute())
+        ).as_posix()
+    df = df[list(lay.columns)]
+    _write_atomic(df, out)
+    return df
+
+
+def to_datalist(manifest: str | Path | pd.DataFrame, *, fold: int, split: str) -> list[dict]:
+    """Turn a manifest into a MONAI datalist for one fold and split.
+
+    Args:
+        manifest: a manifest path, or a DataFrame returned by :func:`read_manifest`.
+        fold: the validation fold ``k``.
+        split: ``"train"`` (rows with ``fold != k``), ``"val"`` (``fold == k``) or ``"all"``.
+
+    Returns:
+        One dict per scan. ``brats2021``: ``{"image": [t1, t1ce, t2, flair], "label": seg,
+        "case_id": ..., "subject_id": ...}`` with absolute ``str`` paths; ``image`` is stacked
+        as channels ``(C, H, W, D)`` by MONAI's ``LoadImaged`` + ``EnsureChannelFirstd``.
+
+    Raises:
+        ValueError: naming the manifest, for an unknown split, a fold out of range or an
+            empty split.
+    """
+    df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    name = df.attrs.get("manifest", "<DataFrame>")
+    layout = (
+        LAYOUTS[df.attrs["layout"]]
+        if "layout" in df.attrs
+        else infer_layout(list(df.columns), name=name)
+    )
+    if split not in SPLITS:
+        raise ValueError(f"{name}: unknown split {split!r}; use one of {SPLITS}.")
+    n_folds = int(df["fold"].max()) + 1 if len(df) else 0
+    if not 0 <= fold < n_folds:
+        raise ValueError(
+            f"{name}: fold {fold} out of range; this manifest has folds 0..{n_folds - 1}."
+        )
+    rows = {"train": df[df["fold"] != fold], "val": df[df["fold"] == fold], "all": df}[split]
+    if rows.empty:
+        raise ValueError(
+            f"{name}: split {split!r} of fold {fold} is empty; rebuild the manifest "
+            "with more folds or subjects."
+        )
+    items = []
+    for rec in rows.to_dict("records"):
+        item: dict = {"image": [str(rec[c]) for c in layout.images]}
+        if layout.label:
+            item["label"] = str(rec[layout.label])
+        elif layout.target:
+            item["label"] = rec[layout.target]
+        item.update(case_id=str(rec["case_id"]), subject_id=str(rec["subject_id"]))
+        items.append(item)
+    return items

@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated MLflow store / cache per test, and tiny BraTS-layout cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+MODALITIES = ("t1", "t1ce", "t2", "flair")
+# permuted-free but anisotropic, offset grid: 3 mm voxels, origin away from zero
+TINY_AFFINE = np.array(
+    [[3.0, 0.0, 0.0, -60.0], [0.0, 3.0, 0.0, -70.0], [0.0, 0.0, 3.0, -40.0], [0.0, 0.0, 0.0, 1.0]]
+)
+TINY_SHAPE = (40, 40, 32)
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own MLflow store, runs folder and cache: the checkout stays clean."""
+    root = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("MRIVOL_RUNS", str(root / "runs"))
+    monkeypatch.setenv("MRIVOL_CACHE", str(root / "cache"))
+    return root
+
+
+def write_tiny_brats_case(root: Path, case: str, *, seed: int) -> Path:
+    """One BraTS 2021-layout case: a spherical head with a layered spherical tumour.
+
+    Each modality shows the tumour with its own contrast, so a network can learn it in an epoch
+    or two. Returns the case directory.
+    """
+    rng = np.random.default_rng(seed)
+    grid = np.mgrid[: TINY_SHAPE[0], : TINY_SHAPE[1], : TINY_SHAPE[2]].astype(np.float32)
+    centre = np.array(TINY_SHAPE, dtype=np.float32) / 2
+    head = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) < 14.0**2
+    tumour = centre + rng.uniform(-4, 4, 3).astype(np.float32)
+    r2 = sum((g - c) ** 2 for g, c in zip(grid, tumour, strict=True))
+    seg = np.zeros(TINY_SHAPE, np.uint8)
+    seg[r2 < 7.0**2] = 2  # oedema
+    seg[r2 < 4.5**2] = 4  # enhancing rim
+    seg[r2 < 2.5**2] = 1  # necrotic core
+    out = root / case
+    out.mkdir(parents=True, exist_ok=True)
+    contrast = {
+        "t1": (0, -20, -30),
+        "t1ce": (0, 60, -20),
+        "t2": (40, 20, 50),
+        "flair": (60, 30, 10),
+    }
+    for mod in MODALITIES:
+        ed, et, ncr = contrast[mod]
+        img = 100.0 * head + ed * (seg == 2) + et * (seg == 4) + ncr * (seg == 1)
+        img = img + rng.normal(0.0, 3.0, TINY_SHAPE) * head
+        nib.save(nib.Nifti1Image(img.astype(np.float32), TINY_AFFINE), out / f"{case}_{mod}.nii.gz")
+    nib.save(nib.Nifti1Image(seg, TINY_AFFINE), out / f"{case}_seg.nii.gz")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_brats_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six tiny cases in BraTS layout and their 3-fold manifest (2 validation cases in fold 0)."""
+    from mrivol.data import build_manifest
+
+    root = tmp_path_factory.mktemp("tiny_brats")
+    for i in range(6):
+        write_tiny_brats_case(root / "cases", f"tiny_{i:03d}", seed=i)
+    manifest = root / "manifest.csv"
+    build_manifest(layout="brats2021", root=root / "cases", out=manifest, folds=3, seed=0)
+    return manifest
+
+
+# overrides that make the brats_seg bundle run in seconds on the tiny cases
+TINY_OVERRIDES = {
+    "spacing": [3.0, 3.0, 3.0],
+    "roi_size": [32, 32, 32],
+    "sw_batch_size": 2,
+    "cache_rate": 1.0,
+}
