@@ -16,6 +16,8 @@ DATA    ?=
 FOLD    ?= 0
 EPOCHS  ?=
 PROFILE ?=
+GPUS    ?= 1
+RESUME  ?=
 RUN     ?=
 INPUT   ?=
 OUT     ?=
@@ -26,13 +28,18 @@ PORT    ?= 5000
 # optional `make train` arguments, passed on only when set
 TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
 	$(if $(NET),--net $(NET)) $(if $(DATA),--data $(DATA)) \
-	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PROFILE),--profile $(PROFILE))
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PROFILE),--profile $(PROFILE)) \
+	--gpus $(GPUS) $(if $(RESUME),--resume)
+
+# multi-node rendezvous settings reach torchrun through the environment
+export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 .DEFAULT_GOAL := help
 .PHONY: help venv train evaluate infer data test test-slow lint format mlflow-ui clean
 
 help: ## list the targets and their variables
-	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=unet] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n] [PROFILE=cpu|gpu]"
+	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=unet] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
+	@echo "                     [PROFILE=cpu|gpu] [GPUS=n] [RESUME=1]   (multi-node: NNODES NODE_RANK MASTER_ADDR MASTER_PORT)"
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
 
@@ -73,7 +80,7 @@ format: $(BIN)/mrivol ## ruff autoformat and fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-mlflow-ui: $(BIN)/mrivol ## open the MLflow UI on $(HOST):$(PORT) for the local store
+mlflow-ui: $(BIN)/mrivol ## serve the MLflow UI of the local store (HOST=127.0.0.1 PORT=5000)
 	$(BIN)/mrivol mlflow-ui --host $(HOST) --port $(PORT)
 
 clean: ## remove caches, runs and the local MLflow store (keeps .venv)

@@ -80,7 +80,7 @@ def cmd_manifest_check(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from mrivol.engine.default_data import ensure_phantom_manifest
-    from mrivol.engine.runner import profile_synth, detect_profile
+    from mrivol.engine.runner import detect_profile, profile_synth
 
     profile = args.profile or detect_profile()
     manifest = ensure_phantom_manifest(args.bundle, profile, profile_synth(args.bundle, profile))
@@ -89,8 +89,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mrivol.engine import format_result, train
+    from mrivol.engine import format_result, torchrun_command, train
 
+    if args.gpus > 1 and "LOCAL_RANK" not in os.environ:  # re-launch on N processes per node
+        cmd = torchrun_command(
+            sys.argv[1:] if args.argv is None else args.argv,
+            gpus=args.gpus,
+            nnodes=int(os.environ.get("NNODES", "1")),
+            node_rank=int(os.environ.get("NODE_RANK", "0")),
+            master_addr=os.environ.get("MASTER_ADDR"),
+            master_port=int(os.environ["MASTER_PORT"]) if "MASTER_PORT" in os.environ else None,
+        )
+        print("launching: " + " ".join(cmd), flush=True)
+        return subprocess.call(cmd)
     result = train(
         bundle=args.bundle,
         net=args.net,
@@ -99,8 +110,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         profile=args.profile,
         overrides=dict(args.set or []),
+        resume=args.resume,
     )
-    print(format_result(result))
+    if result is not None:  # rank 0
+        print(format_result(result))
     return 0
 
 
@@ -124,21 +137,17 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
-    from mrivol.engine import default_tracking_uri, project_root
+    import mlflow
+
+    from mrivol.engine import default_tracking_uri, project_root, runs_url
 
     uri = default_tracking_uri()
-    print(f"MLflow UI for {uri}\n  training runs: http://{args.host}:{args.port}/#/experiments/")
-    print("  (open an experiment, or use the 'Model training' switch at the top left)")
-    cmd = [
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}")
+    for exp in mlflow.MlflowClient(uri).search_experiments():
+        if exp.name != "Default":
+            print(f"  {exp.name}: {runs_url(exp.experiment_id, host=args.host, port=args.port)}")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
     return subprocess.call(cmd, cwd=project_root(), env=os.environ.copy())
 
 
@@ -204,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", type=_key_value, action="append", metavar="KEY=VALUE", help="config override"
     )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="processes per node (DDP via torchrun; NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT "
+        "from the environment for several nodes)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest run of this bundle/net/fold from its resume checkpoint",
+    )
 
     p = add("evaluate", cmd_evaluate, "evaluate a run on its validation fold; log to the same run")
     _bundle_args(p)
@@ -226,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mrivol`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as err:

@@ -16,6 +16,13 @@ from mrivol.data.manifest import (
     to_datalist,
 )
 from mrivol.data.manifest_check import Problem, check_manifest, format_problems
+from mrivol.data.phantoms import (
+    SEG_LABELS,
+    TISSUE_LABELS,
+    case_files,
+    generate_brats_phantoms,
+    threshold_difficulty,
+)
 from mrivol.data.splits import (
     SubjectLeakageError,
     assign_subject_folds,
@@ -29,17 +36,22 @@ __all__ = [
     "Layout",
     "ManifestError",
     "Problem",
+    "SEG_LABELS",
+    "TISSUE_LABELS",
     "SubjectLeakageError",
     "assign_subject_folds",
     "build_manifest",
+    "case_files",
     "check_manifest",
     "check_no_subject_leakage",
     "find_subject_leakage",
     "format_problems",
+    "generate_brats_phantoms",
     "infer_layout",
     "manifest_hash",
     "read_manifest",
     "read_manifest_table",
     "resolve_dataset_root",
+    "threshold_difficulty",
     "to_datalist",
 ]

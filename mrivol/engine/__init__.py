@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from mrivol.engine.distributed import (
+    destroy_distributed,
+    distributed_device,
+    init_distributed,
+    on_rank0,
+    rank_partition,
+    wrap_ddp,
+)
 from mrivol.engine.evaluation import RunRef, evaluate, infer, resolve_run
 from mrivol.engine.handlers import EpochStatsHandler, ProgressHandler, ValidationReport
 from mrivol.engine.io import atomic_path, case_output_name, write_csv_atomic, write_text_atomic
 from mrivol.engine.paths import available_bundles, bundle_dir, cache_dir, project_root, runs_dir
-from mrivol.engine.runner import (
-    TrainResult,
-    available_networks,
-    config_files,
-    detect_profile,
-    format_result,
-    train,
-)
+from mrivol.engine.precision import AutocastInferer, cuda_amp, cuda_amp_kwargs
+from mrivol.engine.resume import BestCheckpoint, BestMetricState, RandomStates, ResumeCheckpoint
+from mrivol.engine.runner import available_networks, build_workflow, config_files, detect_profile
 from mrivol.engine.tracking import (
+    best_epoch_metrics,
     default_tracking_uri,
     ensure_experiment,
     flatten_params,
@@ -22,8 +26,16 @@ from mrivol.engine.tracking import (
     make_run_name,
     runs_url,
 )
+from mrivol.engine.training import TrainResult, format_result, torchrun_command, train
 
 __all__ = [
+    "AutocastInferer",
+    "BestCheckpoint",
+    "BestMetricState",
+    "RandomStates",
+    "ResumeCheckpoint",
+    "cuda_amp",
+    "cuda_amp_kwargs",
     "EpochStatsHandler",
     "ProgressHandler",
     "TrainResult",
@@ -36,6 +48,15 @@ __all__ = [
     "resolve_run",
     "available_bundles",
     "available_networks",
+    "best_epoch_metrics",
+    "build_workflow",
+    "destroy_distributed",
+    "distributed_device",
+    "init_distributed",
+    "on_rank0",
+    "rank_partition",
+    "torchrun_command",
+    "wrap_ddp",
     "bundle_dir",
     "cache_dir",
     "config_files",

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["EpochStatsHandler", "ProgressHandler", "ValidationReport"]
 
 
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def _as_list(output) -> list:
     return output if isinstance(output, list) else [output]
 
@@ -185,6 +190,8 @@ class ValidationReport:
             )
 
     def _epoch_completed(self, engine: Engine) -> None:
+        from monai.utils import string_list_all_gather
+
         columns: dict[str, np.ndarray] = {}
         for name, details in getattr(engine.state, "metric_details", {}).items():
             values = (
@@ -198,28 +205,32 @@ class ValidationReport:
             for j, region in enumerate(self.regions):
                 columns[f"{base}_{region}"] = values[:, j]
                 engine.state.metrics[f"{base}_{region}"] = float(np.nanmean(values[:, j]))
-        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch or not columns:
+        # MONAI gathers metric details over ranks (rank 0's cases first): gather case ids alike
+        cases = string_list_all_gather(self._cases)
+        improved = getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch
+        if not improved or not columns or _rank() != 0:
             return
         self.best_metrics = {
             k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float))
         }
         self.best_metrics["epoch"] = engine.state.epoch
+        n = len(next(iter(columns.values())))
         rows = [
             {"case_id": case, **{k: float(v[i]) for k, v in columns.items()}}
-            for i, case in enumerate(self._cases[: len(next(iter(columns.values())))])
+            for i, case in enumerate(cases[:n])
         ]
         write_csv_atomic(rows, self.output_dir / "val_per_case.csv")
-        dice = np.nanmean(
-            np.stack(
-                [columns[f"val_dice_{r}"] for r in self.regions if f"val_dice_{r}" in columns]
-            ),
-            axis=0,
-        )
-        median = int(np.argsort(dice)[len(dice) // 2])
+        dice_columns = [
+            columns[f"val_dice_{r}"] for r in self.regions if f"val_dice_{r}" in columns
+        ]
+        if not dice_columns or not self._snapshots:
+            return
+        local = np.nanmean(np.stack(dice_columns), axis=0)[: len(self._snapshots)]
+        median = int(np.argsort(local)[len(local) // 2])
         save_overlay_png(
             self._snapshots[median],
             self.output_dir / "val_overlay.png",
             regions=self.regions,
             title=f"{self._cases[median]} (epoch {engine.state.epoch}, "
-            f"mean Dice {dice[median]:.3f})",
+            f"mean Dice {local[median]:.3f})",
         )

@@ -24,6 +24,7 @@ __all__ = [
     "flatten_params",
     "git_commit",
     "runs_url",
+    "best_epoch_metrics",
     "environment_params",
 ]
 
@@ -126,3 +127,20 @@ def environment_params() -> dict[str, str]:
 def runs_url(experiment_id: str, *, host: str = "127.0.0.1", port: int = 5000) -> str:
     """Link to the experiment's training runs (MLflow 3 opens on the GenAI view otherwise)."""
     return f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
+
+
+def best_epoch_metrics(client: Any, run_id: str, *, key: str = "val_mean_dice") -> dict[str, float]:
+    """Every metric of ``run_id`` at the step where ``key`` peaked, plus ``epoch``.
+
+    Read from MLflow's metric history, so it holds for resumed runs too.
+    """
+    history = client.get_metric_history(run_id, key)
+    if not history:
+        return {}
+    best = max(history, key=lambda m: (m.value, -m.step))
+    out = {"epoch": float(best.step)}
+    for name in client.get_run(run_id).data.metrics:
+        values = [m.value for m in client.get_metric_history(run_id, name) if m.step == best.step]
+        if values:
+            out[name] = values[-1]
+    return out

@@ -1,0 +1,287 @@
+"""``mrivol train``: data, MLflow run, single- or multi-process training, the closing summary.
+
+One process, or one per GPU under torchrun (``gpus > 1`` re-launches through
+:func:`torchrun_command`). Rank 0 prepares the data, opens the MLflow run and logs the params;
+MONAI's ``MLFlowHandler`` then finds that unfinished run by name, logs metrics and artifacts
+into it and closes it when training completes. ``resume=True`` continues the latest run of the
+same bundle, network and fold that left a resume checkpoint, in the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrivol.engine.distributed import init_distributed, is_distributed, rank
+from mrivol.engine.paths import bundle_dir, runs_dir
+from mrivol.engine.resume import ResumeCheckpoint
+from mrivol.engine.runner import build_workflow, config_files, detect_profile, profile_synth
+from mrivol.engine.tracking import (
+    best_epoch_metrics,
+    default_tracking_uri,
+    ensure_experiment,
+    environment_params,
+    flatten_params,
+    git_commit,
+    make_run_name,
+    runs_url,
+)
+
+__all__ = ["TrainResult", "format_result", "torchrun_command", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    tracking_uri: str
+    output_dir: Path
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+def torchrun_command(
+    args: Sequence[str],
+    *,
+    gpus: int,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str | None = None,
+    master_port: int | None = None,
+) -> list[str]:
+    """The ``torchrun`` command that runs ``mrivol <args>`` on ``gpus`` processes per node.
+
+    One node: ``--standalone``. Several: static rendezvous at ``master_addr:master_port`` with
+    ``--nnodes`` and ``--node_rank`` (torchrun's documented multi-node launch).
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}"]
+    if nnodes > 1:
+        if not master_addr:
+            raise ValueError("multi-node training needs MASTER_ADDR (the address of node 0)")
+        cmd += [f"--nnodes={nnodes}", f"--node_rank={node_rank}"]
+        cmd += [f"--master_addr={master_addr}", f"--master_port={master_port or 29500}"]
+    else:
+        cmd.append("--standalone")
+    return [*cmd, "-m", "mrivol.cli", *args]
+
+
+def _literal_params(parser: Any) -> dict[str, str]:
+    """Every hyperparameter in the merged config, ``@id`` references to literals resolved."""
+    from monai.bundle.utils import ID_REF_KEY
+
+    config = {k: v for k, v in parser.config.items() if k not in ("imports", "_meta_")}
+    resolved = {}
+    for key, value in flatten_params(config).items():
+        if value.startswith(ID_REF_KEY) and value[1:] in parser:
+            target = parser[value[1:]]
+            if not isinstance(target, (dict, list)) or len(str(target)) < 200:
+                value = str(target)
+        resolved[key] = value
+    return resolved
+
+
+def _resumable_run(client: Any, experiment_id: str, net: str, fold: int) -> Any | None:
+    """The newest run of this network and fold whose directory holds a resume checkpoint."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"params.network = '{net}' and params.fold = '{fold}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    for run in runs:
+        if ResumeCheckpoint.exists(runs_dir() / run.info.run_name / "checkpoints"):
+            return run
+    return None
+
+
+def _broadcast(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not is_distributed():
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _barrier() -> None:
+    if is_distributed():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def train(
+    *,
+    bundle: str = "brats_seg",
+    net: str = "unet",
+    data: str | Path | None = None,
+    fold: int = 0,
+    epochs: int | None = None,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    tracking_uri: str | None = None,
+    resume: bool = False,
+    quiet_monai: bool = True,
+) -> TrainResult | None:
+    """Train ``bundle`` and log the run to MLflow.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every rank calls this; ``multi_gpu_train.yaml`` is merged
+    and rank 0 alone tracks, checkpoints and returns the result (other ranks return ``None``).
+
+    Args:
+        bundle: bundle name under ``bundles/``.
+        net: network overlay (``configs/networks/<net>.yaml``).
+        data: manifest CSV; ``None`` synthesises (once, cached) the profile's phantom set.
+        fold: validation fold.
+        epochs: overrides the profile's ``max_epochs``.
+        profile: ``cpu`` or ``gpu``; detected when ``None``.
+        overrides: further config overrides, e.g.
+            ``{"learning_rate": 1e-3, "train#dataloader#batch_size": 4}``.
+        tracking_uri: MLflow store; ``MLFLOW_TRACKING_URI`` or the local sqlite store by default.
+        resume: continue the latest resumable run of this bundle, network and fold.
+        quiet_monai: keep ignite's per-iteration INFO logging off (the progress handler reports).
+
+    Returns:
+        :class:`TrainResult` with the MLflow run id and the best validation metrics (rank 0).
+    """
+    import mlflow
+
+    from mrivol.data import manifest_hash, to_datalist
+    from mrivol.engine.default_data import ensure_phantom_manifest
+
+    t0 = time.perf_counter()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        init_distributed()
+    lead = rank() == 0
+    profile = profile or detect_profile()
+    files = config_files(bundle, "train", profile=profile, net=net, distributed=distributed)
+    if data is None:  # rank 0 synthesises; the others then find the cached set
+        if lead:
+            ensure_phantom_manifest(bundle, profile, profile_synth(bundle, profile))
+        _barrier()
+        manifest = ensure_phantom_manifest(bundle, profile, profile_synth(bundle, profile))
+    else:
+        manifest = Path(data)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"data manifest {manifest} does not exist")
+    tracking_uri = tracking_uri or default_tracking_uri()
+    run_id = experiment_id = client = None
+    run_name = make_run_name(bundle, net, fold)
+    if lead:  # only rank 0 touches the tracking store
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = ensure_experiment(bundle, tracking_uri)
+        previous = _resumable_run(client, experiment_id, net, fold) if resume else None
+        if previous is not None:
+            run_id, run_name = previous.info.run_id, previous.info.run_name
+            if previous.info.status != "RUNNING":  # reopen, so MLFlowHandler logs into it
+                client.update_run(run_id, status="RUNNING")
+        elif resume:
+            print(
+                f"nothing to resume for {bundle}/{net}/fold{fold}: starting a new run", flush=True
+            )
+    run_name = _broadcast(run_name)
+    resuming = _broadcast(run_id is not None)
+    output_dir = runs_dir() / run_name
+    output_dir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "bundle_root": str(bundle_dir(bundle)),
+        "output_dir": str(output_dir),
+        "manifest": str(manifest.resolve()),
+        "fold": fold,
+        "net_name": net,
+        "profile": profile,
+        "tracking_uri": tracking_uri,
+        "experiment_name": bundle,
+        "run_name": run_name,
+        "resume": resuming,
+        **({"max_epochs": epochs} if epochs is not None else {}),
+        **dict(overrides or {}),
+    }
+    if quiet_monai:
+        logging.getLogger("ignite").setLevel(logging.WARNING)
+    workflow = build_workflow(
+        bundle, "train", profile=profile, net=net, settings=settings, distributed=distributed
+    )
+    parser = workflow.parser
+    n_train = len(to_datalist(manifest, fold=fold, split="train"))
+    n_val = len(to_datalist(manifest, fold=fold, split="val"))
+    if lead and not resuming:
+        params = {
+            **_literal_params(parser),
+            "bundle": bundle,
+            "bundle_version": str(parser.get("_meta_#version", "unknown")),
+            "network": net,
+            "profile": profile,
+            "fold": str(fold),
+            "n_train": str(n_train),
+            "n_val": str(n_val),
+            "world_size": os.environ.get("WORLD_SIZE", "1"),
+            "manifest_hash": manifest_hash(manifest),
+            "git_commit": git_commit(),
+            "config_files": ",".join(f"{f.parent.name}/{f.name}" for f in files),
+            **environment_params(),
+        }
+        parser.export_config_file(parser.config, str(output_dir / "config.yaml"), fmt="yaml")
+        run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+        client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in params.items()])
+    _barrier()  # the other ranks' (idle) MLflow handlers connect only once the store exists
+    if lead:
+        procs = f" ({os.environ['WORLD_SIZE']} processes)" if distributed else ""
+        print(
+            f"{'resuming' if resuming else 'training'} {bundle} / {net} on the {profile} profile"
+            f"{procs}: fold {fold}, {n_train} train / {n_val} val cases from {manifest}\n"
+            f"run {run_name} -> {output_dir}",
+            flush=True,
+        )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    if not lead:
+        return None
+    wall = time.perf_counter() - t0
+    client.log_metric(run_id, "wall_seconds", wall)
+    return TrainResult(
+        run_id=run_id,
+        run_name=run_name,
+        experiment_id=experiment_id,
+        tracking_uri=tracking_uri,
+        output_dir=output_dir,
+        best_metrics=best_epoch_metrics(client, run_id, key="val_mean_dice"),
+        wall_seconds=wall,
+    )
+
+
+def format_result(result: Any, *, regions: Sequence[str] = ("tc", "wt", "et")) -> str:
+    """The closing summary: run id, best metrics, and how to look at the run."""
+    m = result.best_metrics
+    lines = [
+        f"run {result.run_name} finished in {result.wall_seconds / 60:.1f} min",
+        f"  MLflow run id: {result.run_id}",
+    ]
+    if m:
+        dice = ", ".join(f"{r.upper()} {m.get(f'val_dice_{r}', float('nan')):.3f}" for r in regions)
+        lines.append(
+            f"  best validation mean Dice {m.get('val_mean_dice', float('nan')):.3f} ({dice}) "
+            f"at epoch {int(m.get('epoch', 0))}"
+        )
+        if "val_hd95" in m:
+            lines.append(f"  HD95 at that epoch: {m['val_hd95']:.2f} mm")
+    lines.append(f"  outputs: {result.output_dir}")
+    if result.tracking_uri.startswith("sqlite:"):
+        lines.append(f"  look at it: make mlflow-ui, then open {runs_url(result.experiment_id)}")
+    else:
+        lines.append(
+            f"  tracking server: {result.tracking_uri} (experiment {result.experiment_id})"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""Config assembly: which files a run merges, in which order, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from mrivol.engine import available_bundles, available_networks, bundle_dir, config_files
+
+
+def test_brats_seg_is_available():
+    assert "brats_seg" in available_bundles()
+    assert "unet" in available_networks("brats_seg")
+
+
+@pytest.mark.parametrize(
+    ("workflow", "chain"),
+    [("train", ["train"]), ("evaluate", ["train", "evaluate"]), ("inference", ["inference"])],
+    ids=["train", "evaluate", "inference"],
+)
+def test_merge_order(workflow, chain):
+    files = config_files("brats_seg", workflow, profile="cpu", net="unet")
+    configs = bundle_dir("brats_seg") / "configs"
+    expected = [configs / "common.yaml", *(configs / f"{c}.yaml" for c in chain)]
+    expected += [configs / "profiles" / "cpu.yaml", configs / "networks" / "unet.yaml"]
+    assert files == expected
+    assert all(f.is_file() for f in files)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"profile": "tpu", "net": "unet"}, "unknown profile 'tpu'"),
+        ({"profile": "cpu", "net": "resnet"}, "no network 'resnet'; choose one of .*unet"),
+    ],
+    ids=["profile", "network"],
+)
+def test_unknown_choices_list_the_valid_ones(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        config_files("brats_seg", "train", **kwargs)
+
+
+def test_unknown_bundle_lists_available():
+    with pytest.raises(FileNotFoundError, match="available bundles: .*brats_seg"):
+        bundle_dir("no_such_bundle")
