@@ -35,13 +35,14 @@ TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train evaluate infer data test test-slow lint format mlflow-ui clean
+.PHONY: help venv train evaluate infer data plan compare test test-slow lint format mlflow-ui \
+	mlflow-server docker-build docker-train clean
 
 help: ## list the targets and their variables
 	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=unet] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
 	@echo "                     [PROFILE=cpu|gpu] [GPUS=n] [RESUME=1]   (multi-node: NNODES NODE_RANK MASTER_ADDR MASTER_PORT)"
 	@echo
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(BIN)/mrivol: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +66,12 @@ data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest 
 	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))
 
 # pytest exits 5 when it collects nothing: that is a failure, never a silent pass
+plan: $(BIN)/mrivol ## nnU-Net-style plan for MANIFEST (writes <manifest>.plans.json)
+	$(BIN)/mrivol plan --manifest $(MANIFEST) --out $(basename $(MANIFEST)).plans.json
+
+compare: $(BIN)/mrivol ## table and PNG chart of the runs of BUNDLE's experiment
+	$(BIN)/mrivol compare --experiment $(BUNDLE)
+
 test: $(BIN)/mrivol ## run the fast test suite (what CI runs)
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; \
 	[ $$rc -eq 0 ]
@@ -82,6 +89,19 @@ format: $(BIN)/mrivol ## ruff autoformat and fixes
 
 mlflow-ui: $(BIN)/mrivol ## serve the MLflow UI of the local store (HOST=127.0.0.1 PORT=5000)
 	$(BIN)/mrivol mlflow-ui --host $(HOST) --port $(PORT)
+
+BACKEND ?=
+mlflow-server: $(BIN)/mrivol ## MLflow tracking server on HOST:PORT (BACKEND=sqlite:///... or postgresql://...)
+	$(BIN)/python -m mrivol.engine.mlflow_server --host $(HOST) --port $(PORT) \
+		$(if $(BACKEND),--backend-store-uri $(BACKEND))
+
+docker-build: ## build the GPU trainer and MLflow server images (docker/Dockerfile)
+	docker compose -f docker/compose.yaml --profile train build
+
+docker-train: ## train BUNDLE in the GPU container, logging to the compose MLflow server
+	docker compose -f docker/compose.yaml up -d --wait mlflow
+	GPUS=$(or $(GPUS),all) docker compose -f docker/compose.yaml run --rm trainer train \
+		$(TRAIN_ARGS) $(if $(PROFILE),,--profile gpu)
 
 clean: ## remove caches, runs and the local MLflow store (keeps .venv)
 	rm -rf .cache runs mlruns .pytest_cache .ruff_cache

@@ -136,6 +136,19 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from mrivol.engine.planning import plan_manifest
+
+    plans = plan_manifest(
+        args.manifest, args.out, gpu_memory_gb=args.gpu_memory_gb, workers=args.workers
+    )
+    keys = ("target_spacing", "patch_size", "batch_size", "strides", "kernel_sizes", "filters")
+    for key in keys:
+        print(f"{key:>15s}: {plans[key]}")
+    print(f"plans -> {args.out}")
+    return 0
+
+
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     import mlflow
 
@@ -237,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="MLflow run id or checkpoint file")
     p.add_argument("--input", required=True, help="manifest CSV of the scans to segment")
     p.add_argument("--out", required=True, help="output directory for <case>_seg.nii.gz")
+
+    p = add("plan", cmd_plan, "nnU-Net v2-style plan (spacing, patch, topology) for a manifest")
+    p.add_argument("--manifest", required=True, help="manifest CSV")
+    p.add_argument("--out", required=True, help="plans JSON to write")
+    p.add_argument("--gpu-memory-gb", type=float, default=8.0, help="GPU memory budget (GB)")
+    p.add_argument("--workers", type=int, default=1, help="processes reading cases")
+
+    from mrivol.engine.compare import add_compare_arguments, main_compare
+
+    p = add("compare", main_compare, "table and chart of an experiment's runs")
+    add_compare_arguments(p)
 
     p = add("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI of the local tracking store")
     p.add_argument("--host", default="127.0.0.1")

@@ -214,6 +214,14 @@ def train(
         bundle, "train", profile=profile, net=net, settings=settings, distributed=distributed
     )
     parser = workflow.parser
+    if "plans_file" in parser:  # networks built from an nnU-Net-style plan: plan once per manifest
+        plans_file = Path(parser.get_parsed_content("plans_file"))
+        if lead and not plans_file.is_file():
+            from mrivol.engine.planning import plan_manifest
+
+            print(f"planning the network from {manifest} -> {plans_file}", flush=True)
+            plan_manifest(manifest, plans_file)
+        _barrier()
     n_train = len(to_datalist(manifest, fold=fold, split="train"))
     n_val = len(to_datalist(manifest, fold=fold, split="val"))
     if lead and not resuming:
