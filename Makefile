@@ -35,7 +35,7 @@ TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train evaluate infer data plan compare test test-slow lint format mlflow-ui \
+.PHONY: help venv train evaluate infer data preprocess plan compare test test-slow lint format mlflow-ui \
 	mlflow-server docker-build docker-train clean
 
 help: ## list the targets and their variables
@@ -66,6 +66,11 @@ data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest 
 	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))
 
 # pytest exits 5 when it collects nothing: that is a failure, never a silent pass
+WORKERS ?= 2
+preprocess: $(BIN)/mrivol ## preprocess MANIFEST into OUT (cached, parallel: WORKERS=2; STEPS="...")
+	$(BIN)/mrivol preprocess --manifest $(MANIFEST) --out $(OUT) --workers $(WORKERS) \
+		$(if $(STEPS),--steps $(STEPS))
+
 plan: $(BIN)/mrivol ## nnU-Net-style plan for MANIFEST (writes <manifest>.plans.json)
 	$(BIN)/mrivol plan --manifest $(MANIFEST) --out $(basename $(MANIFEST)).plans.json
 

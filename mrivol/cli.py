@@ -251,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="manifest CSV of the scans to segment")
     p.add_argument("--out", required=True, help="output directory for <case>_seg.nii.gz")
 
+    from mrivol.engine.preprocess import add_preprocess_arguments, main_preprocess
+
+    p = add("preprocess", main_preprocess, "skull strip, N4, co-register, resample a manifest")
+    add_preprocess_arguments(p)
+
     p = add("plan", cmd_plan, "nnU-Net v2-style plan (spacing, patch, topology) for a manifest")
     p.add_argument("--manifest", required=True, help="manifest CSV")
     p.add_argument("--out", required=True, help="plans JSON to write")

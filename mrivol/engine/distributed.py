@@ -79,10 +79,18 @@ def destroy_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_ddp(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """``DistributedDataParallel`` around ``network`` (already on ``device``)."""
+def wrap_ddp(
+    network: torch.nn.Module, device: torch.device, find_unused_parameters: bool = False
+) -> torch.nn.Module:
+    """``DistributedDataParallel`` around ``network`` (already on ``device``).
+
+    ``find_unused_parameters`` is needed by networks holding parameters that never receive a
+    gradient (MONAI's UNETR); it costs an extra graph traversal per step, so it is opt-in.
+    """
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
+    return torch.nn.parallel.DistributedDataParallel(
+        network, device_ids=ids, find_unused_parameters=find_unused_parameters
+    )
 
 
 def rank_partition(

@@ -1,7 +1,41 @@
-"""Preprocessing and label transforms as MONAI dictionary transforms."""
+"""Preprocessing and label transforms as MONAI dictionary transforms.
+
+Array transforms hold the logic; each ``...d`` is a thin ``MapTransform`` wrapper. Registration
+and bias correction run on SimpleITK; skull stripping has pluggable backends.
+"""
 
 from __future__ import annotations
 
 from mrivol.transforms.brats_regions_to_labels import BratsRegionsToLabels, BratsRegionsToLabelsd
+from mrivol.transforms.co_register import CoRegister, CoRegisterd, transform_to_ras_matrix
+from mrivol.transforms.n4_bias_field import N4BiasFieldCorrection, N4BiasFieldCorrectiond
+from mrivol.transforms.register_to_template import (
+    RegisterToTemplate,
+    RegisterToTemplated,
+    load_template,
+)
+from mrivol.transforms.skull_strip import (
+    SKULL_STRIP_BACKENDS,
+    SkullStrip,
+    SkullStripd,
+    deepbet_mask,
+    threshold_mask,
+)
 
-__all__ = ["BratsRegionsToLabels", "BratsRegionsToLabelsd"]
+__all__ = [
+    "SKULL_STRIP_BACKENDS",
+    "BratsRegionsToLabels",
+    "BratsRegionsToLabelsd",
+    "CoRegister",
+    "CoRegisterd",
+    "N4BiasFieldCorrection",
+    "N4BiasFieldCorrectiond",
+    "RegisterToTemplate",
+    "RegisterToTemplated",
+    "SkullStrip",
+    "SkullStripd",
+    "deepbet_mask",
+    "load_template",
+    "threshold_mask",
+    "transform_to_ras_matrix",
+]
