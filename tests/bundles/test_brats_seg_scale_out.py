@@ -162,3 +162,20 @@ def test_bf16_autocast_on_cpu_trains_and_logs_amp_dtype(tiny_brats_manifest, sto
     (run,) = _runs(store_env)
     assert run.data.params["amp_dtype"] == "bfloat16"
     assert run.data.metrics["train_loss"] > 0
+
+
+def test_training_logs_to_an_mlflow_server(tiny_brats_manifest, store_env, tmp_path):
+    """`mlflow server` on 127.0.0.1 (sqlite backend, proxied artifacts), reached via the env var."""
+    from mrivol.engine.mlflow_server import mlflow_server
+
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as server:
+        env = {**store_env, "MLFLOW_TRACKING_URI": server.url}
+        out = _run(
+            ["train", "--data", str(tiny_brats_manifest), "--epochs", "1", *_tiny_args()], env
+        )
+        assert "tracking server: http://127.0.0.1" in out
+        (run,) = _runs(env)
+        assert run.info.status == "FINISHED"
+        assert "val_mean_dice" in run.data.metrics
+        names = {a.path for a in mlflow.MlflowClient(server.url).list_artifacts(run.info.run_id)}
+        assert {"model.pt", "config.yaml", "val_per_case.csv"} <= names
