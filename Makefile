@@ -29,7 +29,7 @@ PORT    ?= 5000
 TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
 	$(if $(NET),--net $(NET)) $(if $(DATA),--data $(DATA)) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PROFILE),--profile $(PROFILE)) \
-	--gpus $(GPUS) $(if $(RESUME),--resume)
+	--gpus $(GPUS) $(if $(filter 1,$(RESUME)),--resume) $(if $(filter 0,$(RESUME)),--new-run)
 
 # multi-node rendezvous settings reach torchrun through the environment
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
@@ -40,7 +40,7 @@ export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 help: ## list the targets and their variables
 	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=unet] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
-	@echo "                     [PROFILE=cpu|gpu] [GPUS=n] [RESUME=1]   (multi-node: NNODES NODE_RANK MASTER_ADDR MASTER_PORT)"
+	@echo "                     [PROFILE=cpu|gpu] [GPUS=n] [RESUME=1|0]   (multi-node: NNODES NODE_RANK MASTER_ADDR MASTER_PORT)"
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 

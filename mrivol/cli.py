@@ -233,10 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes per node (DDP via torchrun; NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT "
         "from the environment for several nodes)",
     )
-    p.add_argument(
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument(
         "--resume",
-        action="store_true",
-        help="continue the latest run of this bundle/net/fold from its resume checkpoint",
+        action="store_const",
+        const=True,
+        default=None,
+        help="continue the latest run of this bundle/net/fold from its resume checkpoint "
+        "(default: only a run that was interrupted)",
+    )
+    resume.add_argument(
+        "--new-run",
+        dest="resume",
+        action="store_const",
+        const=False,
+        help="start a new run even if an interrupted one could be resumed",
     )
 
     p = add("evaluate", cmd_evaluate, "evaluate a run on its validation fold; log to the same run")

@@ -3,8 +3,8 @@
 One process, or one per GPU under torchrun (``gpus > 1`` re-launches through
 :func:`torchrun_command`). Rank 0 prepares the data, opens the MLflow run and logs the params;
 MONAI's ``MLFlowHandler`` then finds that unfinished run by name, logs metrics and artifacts
-into it and closes it when training completes. ``resume=True`` continues the latest run of the
-same bundle, network and fold that left a resume checkpoint, in the same MLflow run.
+into it and closes it when training completes. A run whose process was killed is continued by
+the same command, in the same MLflow run, from its last resume checkpoint.
 """
 
 from __future__ import annotations
@@ -89,14 +89,23 @@ def _literal_params(parser: Any) -> dict[str, str]:
     return resolved
 
 
-def _resumable_run(client: Any, experiment_id: str, net: str, fold: int) -> Any | None:
-    """The newest run of this network and fold whose directory holds a resume checkpoint."""
+def _resumable_run(
+    client: Any, experiment_id: str, net: str, fold: int, *, unfinished_only: bool
+) -> Any | None:
+    """The newest run of this network and fold whose directory holds a resume checkpoint.
+
+    With ``unfinished_only`` (automatic resume), only a run MLflow still lists as running — one
+    whose process was killed — qualifies.
+    """
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"params.network = '{net}' and params.fold = '{fold}'",
         order_by=["attributes.start_time DESC"],
+        max_results=20,
     )
     for run in runs:
+        if unfinished_only and run.info.status != "RUNNING":
+            continue
         if ResumeCheckpoint.exists(runs_dir() / run.info.run_name / "checkpoints"):
             return run
     return None
@@ -130,7 +139,7 @@ def train(
     profile: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     tracking_uri: str | None = None,
-    resume: bool = False,
+    resume: bool | None = None,
     quiet_monai: bool = True,
 ) -> TrainResult | None:
     """Train ``bundle`` and log the run to MLflow.
@@ -148,7 +157,10 @@ def train(
         overrides: further config overrides, e.g.
             ``{"learning_rate": 1e-3, "train#dataloader#batch_size": 4}``.
         tracking_uri: MLflow store; ``MLFLOW_TRACKING_URI`` or the local sqlite store by default.
-        resume: continue the latest resumable run of this bundle, network and fold.
+        resume: ``True``: continue the latest run of this bundle, network and fold that left a
+            resume checkpoint (also a finished one, e.g. to train more epochs); ``False``: always
+            a new run; ``None`` (default): continue a run that was killed (still "running" in
+            MLflow, with a checkpoint), else start a new one.
         quiet_monai: keep ignite's per-iteration INFO logging off (the progress handler reports).
 
     Returns:
@@ -181,15 +193,19 @@ def train(
     if lead:  # only rank 0 touches the tracking store
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         experiment_id = ensure_experiment(bundle, tracking_uri)
-        previous = _resumable_run(client, experiment_id, net, fold) if resume else None
+        previous = None
+        if resume is not False:
+            previous = _resumable_run(
+                client, experiment_id, net, fold, unfinished_only=resume is None
+            )
         if previous is not None:
             run_id, run_name = previous.info.run_id, previous.info.run_name
             if previous.info.status != "RUNNING":  # reopen, so MLFlowHandler logs into it
                 client.update_run(run_id, status="RUNNING")
+            elif resume is None:
+                print(f"run {run_name} was interrupted: resuming it (--new-run starts afresh)")
         elif resume:
-            print(
-                f"nothing to resume for {bundle}/{net}/fold{fold}: starting a new run", flush=True
-            )
+            print(f"nothing to resume for {bundle}/{net}/fold{fold}: new run", flush=True)
     run_name = _broadcast(run_name)
     resuming = _broadcast(run_id is not None)
     output_dir = runs_dir() / run_name

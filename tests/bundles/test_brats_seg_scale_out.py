@@ -138,7 +138,7 @@ def test_kill_after_epoch_two_then_resume_matches_uninterrupted(
     killed_at = max(_epoch_of(p) for p in runs_root.glob("*/checkpoints/resume.pt"))
     assert 2 <= killed_at < 4
 
-    out = _run([*args, "--resume"], store_env)
+    out = _run(args, store_env)  # the same command again: the interrupted run resumes
     assert "resumed from" in out and f"after epoch {killed_at}" in out
     (run,) = _runs(store_env)  # the same MLflow run continued
     assert run.info.status == "FINISHED"
