@@ -59,6 +59,7 @@ def cmd_manifest_build(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         root_var=args.root_var,
+        **({"table": args.table} if args.table else {}),
     )
     counts = df.groupby("fold").size().to_dict()
     print(f"{len(df)} scans of {df['subject_id'].nunique()} subjects -> {args.out}")
@@ -195,12 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
 
+    from mrivol.data.ad_phantoms import add_synth_ad_arguments, main_synth_ad
+
+    p = add(
+        "ad", main_synth_ad, "Alzheimer-like T1 phantoms (CN / MCI / AD) with a manifest", synth
+    )
+    add_synth_ad_arguments(p)
+
     manifest = sub.add_parser("manifest", help="data manifests").add_subparsers(
         dest="action", required=True
     )
     p = add("build", cmd_manifest_build, "build a manifest from a dataset on disk", manifest)
-    p.add_argument("--layout", required=True, help="dataset layout, e.g. brats2021")
+    p.add_argument("--layout", required=True, help="dataset layout: brats2021 or t1-table")
     p.add_argument("--root", required=True, help="dataset root directory")
+    p.add_argument(
+        "--table", default=None, help="t1-table layout: CSV of subject, session, T1 path, diagnosis"
+    )
     p.add_argument("--out", required=True, help="manifest CSV to write")
     p.add_argument("--folds", type=int, default=5, help="subject-level folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed (default 0)")

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from mrivol.data.ad_phantoms import (
+    AD_SEVERITY,
+    ensure_ad_manifest,
+    generate_ad_phantoms,
+    parse_class_ratio,
+    render_ad_scan,
+)
 from mrivol.data.manifest import (
     BASE_COLUMNS,
     LAYOUTS,
@@ -24,13 +31,25 @@ from mrivol.data.phantoms import (
     threshold_difficulty,
 )
 from mrivol.data.splits import (
+    DataLeakageError,
     SubjectLeakageError,
     assign_subject_folds,
     check_no_subject_leakage,
+    check_split,
     find_subject_leakage,
 )
+from mrivol.data.t1_table import T1_CLASSES, scan_t1_table
 
 __all__ = [
+    "AD_SEVERITY",
+    "DataLeakageError",
+    "T1_CLASSES",
+    "check_split",
+    "ensure_ad_manifest",
+    "generate_ad_phantoms",
+    "parse_class_ratio",
+    "render_ad_scan",
+    "scan_t1_table",
     "BASE_COLUMNS",
     "LAYOUTS",
     "Layout",

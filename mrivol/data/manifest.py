@@ -26,7 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from mrivol.data.splits import assign_subject_folds, check_no_subject_leakage
+from mrivol.data.splits import (
+    DataLeakageError,
+    assign_subject_folds,
+    check_no_subject_leakage,
+    check_split,
+)
+from mrivol.data.t1_table import T1_CLASSES, scan_t1_table
 
 __all__ = [
     "BASE_COLUMNS",
@@ -61,9 +67,14 @@ class Layout:
         label: label-map column (a path, e.g. ``"seg"``), or ``None``.
         label_values: voxel values allowed in the label map (checked by ``check_manifest``).
         target: class column (a value, not a path, e.g. ``"diagnosis"``), or ``None``.
-        scan: ``scan(root) -> list[dict]`` finding the cases under ``root`` for
-            :func:`build_manifest`; each dict holds ``case_id``, ``subject_id``, ``session``
-            and one path relative to ``root`` per image/label column.
+        classes: allowed values of ``target`` in class-index order (``item["label"]`` is the
+            index), or ``None``.
+        flags: boolean columns after ``target`` (``"synthetic"``: ``1`` marks a generated or
+            augmented sample, which :func:`to_datalist` never puts in an evaluation split).
+        scan: ``scan(root, table) -> list[dict]`` finding the cases under ``root`` (``table``:
+            an optional listing file) for :func:`build_manifest`; each dict holds
+            ``case_id``, ``subject_id``, ``session``, one path relative to ``root`` per
+            image/label column and the target.
     """
 
     name: str
@@ -71,7 +82,11 @@ class Layout:
     label: str | None = None
     label_values: frozenset[int] | None = None
     target: str | None = None
-    scan: Callable[[Path], list[dict[str, str]]] | None = field(default=None, compare=False)
+    classes: tuple[str, ...] | None = None
+    flags: tuple[str, ...] = ()
+    scan: Callable[[Path, Path | None], list[dict[str, str]]] | None = field(
+        default=None, compare=False
+    )
 
     @property
     def path_columns(self) -> tuple[str, ...]:
@@ -81,10 +96,12 @@ class Layout:
     @property
     def columns(self) -> tuple[str, ...]:
         """All manifest columns in their fixed order."""
-        return BASE_COLUMNS + self.path_columns + ((self.target,) if self.target else ())
+        return (
+            BASE_COLUMNS + self.path_columns + ((self.target,) if self.target else ()) + self.flags
+        )
 
 
-def _scan_brats2021(root: Path) -> list[dict[str, str]]:
+def _scan_brats2021(root: Path, table: Path | None = None) -> list[dict[str, str]]:
     """Find BraTS 2021 cases: ``<case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz`` under ``root``.
 
     Raises:
@@ -120,6 +137,14 @@ LAYOUTS: dict[str, Layout] = {
         label="seg",
         label_values=frozenset({0, 1, 2, 4}),
         scan=_scan_brats2021,
+    ),
+    "t1-table": Layout(
+        name="t1-table",
+        images=("t1",),
+        target="diagnosis",
+        classes=T1_CLASSES,
+        flags=("synthetic",),
+        scan=scan_t1_table,
     ),
 }
 
@@ -244,6 +269,18 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
             f"row {i + 2} (case {df.at[i, 'case_id']}): fold {df.at[i, 'fold']!r} "
             "is not an integer >= 0"
         )
+    if layout.classes:
+        for i in df.index[~df[layout.target].str.strip().isin(layout.classes)]:
+            errors.append(
+                f"row {i + 2} (case {df.at[i, 'case_id']}): {layout.target} "
+                f"{df.at[i, layout.target]!r} is not one of {list(layout.classes)}"
+            )
+    for flag in layout.flags:
+        for i in df.index[~df[flag].str.strip().isin(("", "0", "1"))]:
+            errors.append(
+                f"row {i + 2} (case {df.at[i, 'case_id']}): {flag} {df.at[i, flag]!r} "
+                "is not 0, 1 or empty"
+            )
     dup = df["case_id"][df["case_id"].duplicated(keep=False) & (df["case_id"] != "")]
     errors += [f"case_id {c!r} appears {n} times" for c, n in dup.value_counts().items()]
     if errors:
@@ -257,6 +294,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     df["fold"] = folds.astype("int64")
     for col in ("case_id", "subject_id", "session"):
         df[col] = df[col].str.strip()
+    for flag in layout.flags:
+        df[flag] = df[flag].str.strip() == "1"
     check_no_subject_leakage(df, name=name)
 
     roots = {
@@ -300,6 +339,7 @@ def build_manifest(
     folds: int = 5,
     seed: int = 0,
     root_var: str | None = None,
+    table: str | Path | None = None,
 ) -> pd.DataFrame:
     """Scan a dataset directory and write its manifest with subject-level folds.
 
@@ -311,6 +351,9 @@ def build_manifest(
         seed: shuffling seed; the same data, seed and ``folds`` give the same file.
         root_var: write ``dataset_root`` as ``$ROOT_VAR`` instead of a path relative to
             ``out``'s directory. Either way no absolute path is written.
+        table: the listing a table layout reads (``t1-table``: a CSV of ``subject, session,
+            t1, diagnosis``, paths relative to ``root``; see ``data_manifests/SCHEMA.md``).
+            Folds are then stratified by the target (diagnosis).
 
     Returns:
         The manifest as written (relative paths, unresolved ``dataset_root``).
@@ -331,7 +374,7 @@ def build_manifest(
         raise ManifestError(f"Dataset root {root} is not a directory (layout {layout!r}).")
     if root_var is not None and not re.fullmatch(r"[A-Za-z_]\w*", root_var):
         raise ManifestError(f"root_var {root_var!r} is not a valid environment variable name.")
-    rows = lay.scan(root)
+    rows = lay.scan(root, Path(table) if table is not None else None)
     if not rows:
         raise ManifestError(f"No {layout} cases found under {root}; check the directory layout.")
     df = pd.DataFrame(rows)
@@ -341,9 +384,14 @@ def build_manifest(
             f"folds={folds} for {len(subjects)} subject(s) under {root}: need 1 <= folds <= "
             "number of subjects so that no fold is empty."
         )
-    strata = dict(zip(df["subject_id"], df[lay.target], strict=True)) if lay.target else None
+    # stratify on each subject's first (baseline) diagnosis: later sessions may progress
+    strata = (
+        df.groupby("subject_id", sort=False)[lay.target].first().to_dict() if lay.target else None
+    )
     fold_of = assign_subject_folds(subjects, n_folds=folds, seed=seed, strata=strata)
     df["fold"] = df["subject_id"].map(fold_of).astype("int64")
+    for flag in lay.flags:
+        df[flag] = df[flag].astype(str) if flag in df else "0"
     if root_var:
         df["dataset_root"] = f"${root_var}"
     else:
@@ -355,23 +403,23 @@ def build_manifest(
     return df
 
 
-def to_datalist(manifest: str | Path | pd.DataFrame, *, fold: int, split: str) -> list[dict]:
-    """Turn a manifest into a MONAI datalist for one fold and split.
+def _items(rows: pd.DataFrame, layout: Layout) -> list[dict]:
+    items = []
+    for rec in rows.to_dict("records"):
+        item: dict = {"image": [str(rec[c]) for c in layout.images]}
+        if layout.label:
+            item["label"] = str(rec[layout.label])
+        elif layout.target:
+            value = str(rec[layout.target]).strip()
+            item["label"] = layout.classes.index(value) if layout.classes else value
+        item.update(case_id=str(rec["case_id"]), subject_id=str(rec["subject_id"]))
+        for flag in layout.flags:
+            item[flag] = bool(rec[flag])
+        items.append(item)
+    return items
 
-    Args:
-        manifest: a manifest path, or a DataFrame returned by :func:`read_manifest`.
-        fold: the validation fold ``k``.
-        split: ``"train"`` (rows with ``fold != k``), ``"val"`` (``fold == k``) or ``"all"``.
 
-    Returns:
-        One dict per scan. ``brats2021``: ``{"image": [t1, t1ce, t2, flair], "label": seg,
-        "case_id": ..., "subject_id": ...}`` with absolute ``str`` paths; ``image`` is stacked
-        as channels ``(C, H, W, D)`` by MONAI's ``LoadImaged`` + ``EnsureChannelFirstd``.
-
-    Raises:
-        ValueError: naming the manifest, for an unknown split, a fold out of range or an
-            empty split.
-    """
+def _frame(manifest: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, Layout, str]:
     df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
     name = df.attrs.get("manifest", "<DataFrame>")
     layout = (
@@ -379,26 +427,93 @@ def to_datalist(manifest: str | Path | pd.DataFrame, *, fold: int, split: str) -
         if "layout" in df.attrs
         else infer_layout(list(df.columns), name=name)
     )
+    return df, layout, name
+
+
+def to_datalist(
+    manifest: str | Path | pd.DataFrame,
+    *,
+    fold: int,
+    split: str,
+    synthetic: str | Path | pd.DataFrame | None = None,
+) -> list[dict]:
+    """Turn a manifest into a MONAI datalist for one fold and split, refusing any leakage.
+
+    Real scans: ``"train"`` holds the rows with ``fold != k``, ``"val"`` those with
+    ``fold == k``. Synthetic rows (``synthetic`` column ``1``, e.g. DCGAN samples) carry in
+    ``fold`` the fold *whose training set generated them*: they join the training split of that
+    fold only, and never ``"val"`` or ``"all"``. Every call checks the split with
+    :func:`mrivol.data.splits.check_split` (no subject in both training and validation, no
+    synthetic validation item).
+
+    Args:
+        manifest: a manifest path, or a DataFrame returned by :func:`read_manifest`.
+        fold: the validation fold ``k``.
+        split: ``"train"`` (rows with ``fold != k``), ``"val"`` (``fold == k``) or ``"all"``
+            (every real row).
+        synthetic: an extra manifest of synthetic samples (all rows ``synthetic = 1``, same
+            layout) to mix into the training split of fold ``k``; only with ``split="train"``.
+
+    Returns:
+        One dict per scan. ``brats2021``: ``{"image": [t1, t1ce, t2, flair], "label": seg,
+        "case_id": ..., "subject_id": ...}`` with absolute ``str`` paths; ``image`` is stacked
+        as channels ``(C, H, W, D)`` by MONAI's ``LoadImaged`` + ``EnsureChannelFirstd``.
+        ``t1-table``: ``{"image": [t1], "label": class index (CN 0, MCI 1, AD 2), "case_id",
+        "subject_id", "synthetic": bool}``.
+
+    Raises:
+        ValueError: naming the manifest, for an unknown split, a fold out of range or an
+            empty split.
+        DataLeakageError: synthetic samples asked for outside a training split, a ``synthetic``
+            manifest holding real rows, a synthetic subject id equal to a real one, or a
+            subject in two folds.
+    """
+    df, layout, name = _frame(manifest)
     if split not in SPLITS:
         raise ValueError(f"{name}: unknown split {split!r}; use one of {SPLITS}.")
-    n_folds = int(df["fold"].max()) + 1 if len(df) else 0
+    fake = (
+        df["synthetic"].astype(bool)
+        if "synthetic" in layout.flags
+        else pd.Series(False, index=df.index)
+    )
+    real = df[~fake]
+    n_folds = int(real["fold"].max()) + 1 if len(real) else 0
     if not 0 <= fold < n_folds:
         raise ValueError(
             f"{name}: fold {fold} out of range; this manifest has folds 0..{n_folds - 1}."
         )
-    rows = {"train": df[df["fold"] != fold], "val": df[df["fold"] == fold], "all": df}[split]
-    if rows.empty:
+    train = pd.concat([real[real["fold"] != fold], df[fake & (df["fold"] == fold)]])
+    val = real[real["fold"] == fold]
+    if synthetic is not None:
+        if split != "train":
+            raise DataLeakageError(
+                f"{name}: synthetic samples requested for the {split!r} split of fold {fold}; "
+                "they may only be mixed into a training split (split='train')."
+            )
+        extra, extra_layout, extra_name = _frame(synthetic)
+        if extra_layout != layout or "synthetic" not in layout.flags:
+            raise DataLeakageError(
+                f"{extra_name}: layout {extra_layout.name!r} cannot be mixed into {name} "
+                f"(layout {layout.name!r}, which needs a 'synthetic' column)."
+            )
+        if not extra["synthetic"].all():
+            raise DataLeakageError(
+                f"{extra_name}: {int((~extra['synthetic']).sum())} row(s) not marked "
+                "synthetic = 1; a synthetic-sample manifest holds generated samples only."
+            )
+        clash = sorted(set(extra["subject_id"]) & set(df["subject_id"]))
+        if clash:
+            raise DataLeakageError(
+                f"{extra_name}: synthetic subject id(s) {clash[:10]} also name subjects of "
+                f"{name}; give generated samples their own subject ids."
+            )
+        train = pd.concat([train, extra[extra["fold"] == fold]])
+    train_items, val_items = _items(train, layout), _items(val, layout)
+    check_split(train_items, val_items, name=f"{name} fold {fold}")
+    items = {"train": train_items, "val": val_items, "all": _items(real, layout)}[split]
+    if not items:
         raise ValueError(
             f"{name}: split {split!r} of fold {fold} is empty; rebuild the manifest "
             "with more folds or subjects."
         )
-    items = []
-    for rec in rows.to_dict("records"):
-        item: dict = {"image": [str(rec[c]) for c in layout.images]}
-        if layout.label:
-            item["label"] = str(rec[layout.label])
-        elif layout.target:
-            item["label"] = rec[layout.target]
-        item.update(case_id=str(rec["case_id"]), subject_id=str(rec["subject_id"]))
-        items.append(item)
     return items

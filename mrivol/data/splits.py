@@ -22,14 +22,20 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DataLeakageError",
     "SubjectLeakageError",
     "assign_subject_folds",
     "check_no_subject_leakage",
+    "check_split",
     "find_subject_leakage",
 ]
 
 
-class SubjectLeakageError(ValueError):
+class DataLeakageError(ValueError):
+    """A split would let information from training reach validation or testing."""
+
+
+class SubjectLeakageError(DataLeakageError):
     """One subject has scans in more than one fold."""
 
 
@@ -119,3 +125,46 @@ def check_no_subject_leakage(df: pd.DataFrame, *, name: str | None = None) -> No
         + "\nAll scans of a subject must share a fold: rebuild the manifest "
         "(`mrivol manifest build`) or reassign folds with assign_subject_folds."
     )
+
+
+def check_split(
+    train: Iterable[Mapping], evaluation: Iterable[Mapping], *, name: str = "split"
+) -> None:
+    """Refuse a train / evaluation split that leaks: shared subjects or synthetic evaluation data.
+
+    The guard every datalist passes through (:func:`mrivol.data.to_datalist` calls it): a
+    validation or test set must hold only real scans of subjects the model never saw. Synthetic
+    or augmented samples (items with ``synthetic`` true, e.g. DCGAN volumes) may join a training
+    set only.
+
+    Args:
+        train: training datalist items (dicts with ``subject_id``, optional ``synthetic``).
+        evaluation: validation or test datalist items.
+        name: what is being split, for the message (manifest and fold).
+
+    Raises:
+        DataLeakageError: naming up to ten offending subjects or cases and what to do.
+
+    Examples:
+        >>> check_split([{"subject_id": "s1"}], [{"subject_id": "s2"}])
+        >>> check_split([{"subject_id": "s1"}], [{"subject_id": "s1"}])
+        Traceback (most recent call last):
+        ...
+        mrivol.data.splits.DataLeakageError: split: 1 subject(s) in both training and ...
+    """
+    train, evaluation = list(train), list(evaluation)
+    fake = [str(i.get("case_id", i.get("subject_id"))) for i in evaluation if i.get("synthetic")]
+    if fake:
+        raise DataLeakageError(
+            f"{name}: {len(fake)} synthetic or augmented sample(s) in the evaluation set: "
+            f"{', '.join(fake[:10])}. Synthetic samples may only be added to a training set "
+            "(to_datalist(..., split='train', synthetic=...)); remove them from this split."
+        )
+    shared = sorted(
+        {str(i["subject_id"]) for i in train} & {str(i["subject_id"]) for i in evaluation}
+    )
+    if shared:
+        raise DataLeakageError(
+            f"{name}: {len(shared)} subject(s) in both training and evaluation: "
+            f"{', '.join(shared[:10])}. Split by subject (assign_subject_folds), never by scan."
+        )

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from mrivol.engine.classification_report import (
+    BalancedAccuracy,
+    ClassificationReportHandler,
+    gradcam_pp,
+    inverse_frequency_weights,
+)
 from mrivol.engine.distributed import (
     destroy_distributed,
     distributed_device,
@@ -27,8 +33,20 @@ from mrivol.engine.tracking import (
     runs_url,
 )
 from mrivol.engine.training import TrainResult, format_result, torchrun_command, train
+from mrivol.engine.transfer_learning import (
+    FreezeEncoder,
+    load_encoder_weights,
+    set_encoder_trainable,
+)
 
 __all__ = [
+    "BalancedAccuracy",
+    "ClassificationReportHandler",
+    "FreezeEncoder",
+    "gradcam_pp",
+    "inverse_frequency_weights",
+    "load_encoder_weights",
+    "set_encoder_trainable",
     "AutocastInferer",
     "BestCheckpoint",
     "BestMetricState",

@@ -34,7 +34,8 @@ def ensure_phantom_manifest(
     Args:
         bundle: bundle name (``brats_seg``).
         profile: device profile name; each profile has its own set.
-        synth: ``{"cases": int, "shape": [x, y, z], "spacing": [sx, sy, sz]}``.
+        synth: BraTS phantoms ``{"cases": int, "shape": [x, y, z], "spacing": [sx, sy, sz]}``,
+            or ``{"kind": "ad", "subjects": ..., ...}`` for :func:`ensure_ad_manifest`.
         seed: phantom seed (also the fold-assignment seed).
         workers: generator processes (default: all cores).
 
@@ -43,6 +44,12 @@ def ensure_phantom_manifest(
     """
     from mrivol.data import build_manifest, generate_brats_phantoms
 
+    if synth.get("kind", "brats") == "ad":  # Alzheimer-like T1 phantoms (classification)
+        from mrivol.data.ad_phantoms import ensure_ad_manifest
+
+        return ensure_ad_manifest(
+            cache_dir() / "phantoms" / f"{bundle}-{profile}", synth, seed=seed
+        )
     params = {
         "cases": int(synth["cases"]),
         "shape": [int(s) for s in synth["shape"]],

@@ -123,10 +123,9 @@ class ProgressHandler:
                 for k, v in vm.items()
                 if k.startswith("val_dice_")
             ]
-            parts.append(
-                f"val dice {vm[self.key_metric]:.3f}"
-                + (f" ({', '.join(regions)})" if regions else "")
-            )
+            name = "val dice" if self.key_metric == "val_mean_dice" else self.key_metric
+            detail = f" ({', '.join(regions)})" if regions else ""
+            parts.append(f"{name} {vm[self.key_metric]:.3f}{detail}")
             if "val_hd95" in vm and math.isfinite(vm["val_hd95"]):
                 parts.append(f"hd95 {vm['val_hd95']:.1f} mm")
             best = self.validator.state.best_metric

@@ -47,6 +47,7 @@ class TrainResult:
     output_dir: Path
     best_metrics: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    key_metric: str = "val_mean_dice"
 
 
 def torchrun_command(
@@ -268,6 +269,7 @@ def train(
             f"run {run_name} -> {output_dir}",
             flush=True,
         )
+    key_metric = next(iter(parser.get("validate#key_metric", {"val_mean_dice": None})))
     workflow.initialize()
     workflow.run()
     workflow.finalize()
@@ -281,26 +283,25 @@ def train(
         experiment_id=experiment_id,
         tracking_uri=tracking_uri,
         output_dir=output_dir,
-        best_metrics=best_epoch_metrics(client, run_id, key="val_mean_dice"),
+        best_metrics=best_epoch_metrics(client, run_id, key=key_metric),
+        key_metric=key_metric,
         wall_seconds=wall,
     )
 
 
-def format_result(result: Any, *, regions: Sequence[str] = ("tc", "wt", "et")) -> str:
-    """The closing summary: run id, best metrics, and how to look at the run."""
+def format_result(result: TrainResult) -> str:
+    """The closing summary: run id, the validation metrics at the best epoch, where to look."""
     m = result.best_metrics
     lines = [
         f"run {result.run_name} finished in {result.wall_seconds / 60:.1f} min",
         f"  MLflow run id: {result.run_id}",
     ]
-    if m:
-        dice = ", ".join(f"{r.upper()} {m.get(f'val_dice_{r}', float('nan')):.3f}" for r in regions)
+    if result.key_metric in m:
         lines.append(
-            f"  best validation mean Dice {m.get('val_mean_dice', float('nan')):.3f} ({dice}) "
-            f"at epoch {int(m.get('epoch', 0))}"
+            f"  best {result.key_metric} {m[result.key_metric]:.3f} at epoch {int(m['epoch'])}"
         )
-        if "val_hd95" in m:
-            lines.append(f"  HD95 at that epoch: {m['val_hd95']:.2f} mm")
+        others = [k for k in sorted(m) if k.startswith("val_") and k != result.key_metric]
+        lines += [f"    {k}: {m[k]:.3f}" for k in others]
     lines.append(f"  outputs: {result.output_dir}")
     if result.tracking_uri.startswith("sqlite:"):
         lines.append(f"  look at it: make mlflow-ui, then open {runs_url(result.experiment_id)}")

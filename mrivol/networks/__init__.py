@@ -22,6 +22,7 @@ from mrivol.networks.mc_dropout import (
     mc_predict,
 )
 from mrivol.networks.multiscale_block import MultiScaleBlock
+from mrivol.networks.multitask import MultiTaskLoss, MultiTaskUNet
 from mrivol.networks.planner import (
     build_dynunet,
     estimate_feature_map_size,
@@ -51,4 +52,6 @@ __all__ = [
     "read_plans",
     "sinusoidal_position_encoding_3d",
     "write_plans",
+    "MultiTaskLoss",
+    "MultiTaskUNet",
 ]
