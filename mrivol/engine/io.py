@@ -9,7 +9,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "case_output_name", "write_csv_atomic", "write_text_atomic"]
+__all__ = [
+    "atomic_path",
+    "case_output_name",
+    "save_figure_atomic",
+    "write_csv_atomic",
+    "write_text_atomic",
+]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -30,6 +42,7 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -41,6 +54,14 @@ def write_text_atomic(text: str, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def save_figure_atomic(fig: object, path: str | Path, **savefig_kwargs: object) -> Path:
+    """``fig.savefig`` to ``path`` atomically (a matplotlib figure; the format from the suffix)."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)  # type: ignore[attr-defined]
+    return path
 
 
 def write_csv_atomic(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from mrivol.engine.io import save_figure_atomic
 
 __all__ = ["axial_snapshot", "save_overlay_png"]
 
@@ -85,13 +85,8 @@ def save_overlay_png(
     fig.legend(handles=handles, loc="lower center", ncol=len(regions), frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        save_figure_atomic(fig, path, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
