@@ -179,11 +179,12 @@ def train(
     lead = rank() == 0
     profile = profile or detect_profile()
     files = config_files(bundle, "train", profile=profile, net=net, distributed=distributed)
-    if data is None:  # rank 0 synthesises; the others then find the cached set
-        if lead:
-            ensure_phantom_manifest(bundle, profile, profile_synth(bundle, profile))
-        _barrier()
+    if data is None:  # rank 0 synthesises first; the others then find the cached set
+        if not lead:
+            _barrier()
         manifest = ensure_phantom_manifest(bundle, profile, profile_synth(bundle, profile))
+        if lead:
+            _barrier()
     else:
         manifest = Path(data)
     if not manifest.is_file():
