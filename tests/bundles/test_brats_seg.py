@@ -176,3 +176,24 @@ def test_stock_monai_bundle_run_trains_one_epoch(tiny_brats_manifest, isolated_s
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (isolated_store / "stock" / "checkpoints" / "model_final.pt").is_file()
+
+
+def test_trains_from_a_preprocessed_manifest(tiny_brats_manifest, tmp_path):
+    """mrivol preprocess -> its new manifest -> brats_seg trains on it (one epoch)."""
+    from mrivol.engine.preprocess import load_preprocess_config, preprocess_manifest
+
+    config = load_preprocess_config()
+    config["resample"] = {"axcodes": "RAS", "pixdim": [3.0, 3.0, 3.0]}
+    result = preprocess_manifest(
+        tiny_brats_manifest,
+        tmp_path / "pre",
+        steps=["n4", "resample"],
+        config=config,
+        progress=False,
+    )
+    assert not result.failed
+    pre = tmp_path / "pre" / "manifest.csv"
+    assert len(read_manifest(pre)) == len(read_manifest(tiny_brats_manifest))
+    run = train(bundle="brats_seg", data=pre, epochs=1, profile="cpu", overrides=TINY_OVERRIDES)
+    status = mlflow.MlflowClient(run.tracking_uri).get_run(run.run_id).info.status
+    assert status == "FINISHED" and run.best_metrics["val_mean_dice"] >= 0.0
