@@ -9,6 +9,7 @@ from mrivol.data.ad_phantoms import (
     parse_class_ratio,
     render_ad_scan,
 )
+from mrivol.data.datalist import to_datalist
 from mrivol.data.manifest import (
     BASE_COLUMNS,
     LAYOUTS,
@@ -20,7 +21,6 @@ from mrivol.data.manifest import (
     read_manifest,
     read_manifest_table,
     resolve_dataset_root,
-    to_datalist,
 )
 from mrivol.data.manifest_check import Problem, check_manifest, format_problems
 from mrivol.data.phantoms import (

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mrivol.data import to_datalist
 from mrivol.data.manifest import (
     LAYOUTS,
     ManifestError,
     build_manifest,
     manifest_hash,
     read_manifest,
-    to_datalist,
 )
 from mrivol.data.splits import SubjectLeakageError
 
