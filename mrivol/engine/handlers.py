@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from mrivol.engine.distributed import rank
 from mrivol.engine.io import write_csv_atomic
 from mrivol.engine.overlay import axial_snapshot, save_overlay_png
 
@@ -23,11 +24,6 @@ if TYPE_CHECKING:
     from ignite.engine import Engine
 
 __all__ = ["EpochStatsHandler", "ProgressHandler", "ValidationReport"]
-
-
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _as_list(output) -> list:
@@ -207,7 +203,7 @@ class ValidationReport:
         # MONAI gathers metric details over ranks (rank 0's cases first): gather case ids alike
         cases = string_list_all_gather(self._cases)
         improved = getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch
-        if not improved or not columns or _rank() != 0:
+        if not improved or not columns or rank() != 0:
             return
         self.best_metrics = {
             k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float))

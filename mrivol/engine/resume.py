@@ -19,14 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mrivol.engine.distributed import rank
 from mrivol.engine.io import atomic_path
 
 __all__ = ["BestCheckpoint", "BestMetricState", "RandomStates", "ResumeCheckpoint"]
-
-
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _randomizables(transform: Any) -> list[Any]:
@@ -146,8 +142,8 @@ class ResumeCheckpoint:
         self.resume = resume
         self.resumed_from: int | None = None
 
-    def _rng_path(self, rank: int) -> Path:
-        return self.path.with_name(f"{self.path.stem}.rng{rank}.pt")
+    def _rng_path(self, process: int) -> Path:
+        return self.path.with_name(f"{self.path.stem}.rng{process}.pt")
 
     @staticmethod
     def _unwrap(obj: Any) -> Any:
@@ -161,14 +157,14 @@ class ResumeCheckpoint:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self.save)
 
     def save(self, engine: Any) -> None:
-        rank = _rank()
-        if rank == 0:
+        me = rank()
+        if me == 0:
             state = {
                 k: self._unwrap(v).state_dict() for k, v in self.save_dict.items() if v is not None
             }
             with atomic_path(self.path, suffix=".pt") as tmp:
                 torch.save(state, tmp)
-        with atomic_path(self._rng_path(rank), suffix=".pt") as tmp:
+        with atomic_path(self._rng_path(me), suffix=".pt") as tmp:
             torch.save(self.random_states.state_dict(), tmp)
 
     def load(self, engine: Any) -> None:
@@ -185,7 +181,7 @@ class ResumeCheckpoint:
                 )
             self._unwrap(obj).load_state_dict(state[key])
         engine.state.max_epochs = max_epochs  # the command line's EPOCHS wins over the saved value
-        rng = self._rng_path(_rank())
+        rng = self._rng_path(rank())
         if rng.is_file():
             self.random_states.load_state_dict(
                 torch.load(rng, map_location="cpu", weights_only=False)
@@ -222,7 +218,7 @@ class BestCheckpoint:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Any) -> None:
-        if _rank() != 0 or engine.state.best_metric_epoch != engine.state.epoch:
+        if rank() != 0 or engine.state.best_metric_epoch != engine.state.epoch:
             return
         with atomic_path(self.path, suffix=".pt") as tmp:
             torch.save(ResumeCheckpoint._unwrap(self.network).state_dict(), tmp)
