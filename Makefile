@@ -59,8 +59,9 @@ train: $(BIN)/mrivol ## train a bundle: synthesises phantoms when DATA is not gi
 evaluate: $(BIN)/mrivol ## evaluate a trained run (RUN=<mlflow run id or checkpoint>) on its fold's validation cases
 	$(BIN)/mrivol evaluate --bundle $(BUNDLE) --run $(RUN) $(if $(DATA),--data $(DATA))
 
-infer: $(BIN)/mrivol ## segment new scans: RUN=<run id or checkpoint> INPUT=<manifest.csv> OUT=<dir>
-	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT)
+MC ?= 1
+infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T]
+	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT) --mc-samples $(MC)
 
 data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest (cached)
 	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))

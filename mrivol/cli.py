@@ -120,20 +120,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mrivol.engine import evaluate
+    from mrivol.engine.runner import default_network
 
     metrics = evaluate(
-        bundle=args.bundle, run=args.run, data=args.data, out=args.out, net=args.net, fold=args.fold
+        bundle=args.bundle,
+        run=args.run,
+        data=args.data,
+        out=args.out,
+        net=args.net or default_network(args.bundle),
+        fold=args.fold,
     )
     for name, value in sorted(metrics.items()):
         print(f"{name:>20s}  {value:.4f}")
-    return 0
-
-
-def cmd_infer(args: argparse.Namespace) -> int:
-    from mrivol.engine import infer
-
-    written = infer(bundle=args.bundle, run=args.run, input=args.input, out=args.out, net=args.net)
-    print(f"{len(written)} label maps in {args.out}")
     return 0
 
 
@@ -169,7 +167,11 @@ def _bundle_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bundle", default="brats_seg", help="bundle under bundles/ (default brats_seg)"
     )
-    p.add_argument("--net", default="unet", help="network overlay, configs/networks/<net>.yaml")
+    p.add_argument(
+        "--net",
+        default=None,
+        help="network overlay, configs/networks/<net>.yaml (default: the bundle's default_network)",
+    )
     p.add_argument("--fold", type=int, default=0, help="validation fold (default 0)")
 
 
@@ -267,11 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="manifest (default: the run's own)")
     p.add_argument("--out", default=None, help="report directory")
 
-    p = add("infer", cmd_infer, "segment the cases of a manifest with a trained run")
+    from mrivol.engine.evaluation import add_infer_arguments, main_infer
+
+    p = add("infer", main_infer, "segment new scans (MC dropout: entropy and MI maps)")
     _bundle_args(p)
-    p.add_argument("--run", required=True, help="MLflow run id or checkpoint file")
-    p.add_argument("--input", required=True, help="manifest CSV of the scans to segment")
-    p.add_argument("--out", required=True, help="output directory for <case>_seg.nii.gz")
+    add_infer_arguments(p)
+
+    from mrivol.engine.seg_evaluation import add_evaluate_seg_arguments, main_evaluate_seg
+
+    p = add("evaluate-seg", main_evaluate_seg, "BraTS Dice / HD95 / QU-BraTS of predictions")
+    add_evaluate_seg_arguments(p)
 
     from mrivol.engine.preprocess import add_preprocess_arguments, main_preprocess
 

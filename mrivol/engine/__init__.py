@@ -23,6 +23,11 @@ from mrivol.engine.paths import available_bundles, bundle_dir, cache_dir, projec
 from mrivol.engine.precision import AutocastInferer, cuda_amp, cuda_amp_kwargs
 from mrivol.engine.resume import BestCheckpoint, BestMetricState, RandomStates, ResumeCheckpoint
 from mrivol.engine.runner import available_networks, build_workflow, config_files, detect_profile
+from mrivol.engine.seg_evaluation import (
+    GridMismatchError,
+    check_same_grid,
+    evaluate_segmentations,
+)
 from mrivol.engine.tracking import (
     best_epoch_metrics,
     default_tracking_uri,
@@ -38,8 +43,14 @@ from mrivol.engine.transfer_learning import (
     load_encoder_weights,
     set_encoder_trainable,
 )
+from mrivol.engine.uncertainty import McDropoutPredictor, predictive_uncertainty
 
 __all__ = [
+    "GridMismatchError",
+    "McDropoutPredictor",
+    "check_same_grid",
+    "evaluate_segmentations",
+    "predictive_uncertainty",
     "BalancedAccuracy",
     "ClassificationReportHandler",
     "FreezeEncoder",

@@ -19,6 +19,7 @@ __all__ = [
     "available_networks",
     "build_workflow",
     "config_files",
+    "default_network",
     "detect_profile",
     "profile_synth",
 ]
@@ -42,6 +43,18 @@ def detect_profile() -> str:
 def available_networks(bundle: str) -> list[str]:
     """Network overlays of a bundle (``configs/networks/*.yaml``)."""
     return sorted(p.stem for p in (bundle_dir(bundle) / "configs" / "networks").glob("*.yaml"))
+
+
+def default_network(bundle: str) -> str:
+    """The network a bundle trains when none is named.
+
+    ``default_network`` in its ``metadata.json``, else its only overlay, else ``unet``.
+    """
+    import json
+
+    meta = json.loads((bundle_dir(bundle) / "configs" / "metadata.json").read_text())
+    nets = available_networks(bundle)
+    return meta.get("default_network") or (nets[0] if len(nets) == 1 else "unet")
 
 
 def config_files(

@@ -21,7 +21,13 @@ from typing import Any
 from mrivol.engine.distributed import init_distributed, is_distributed, rank
 from mrivol.engine.paths import bundle_dir, runs_dir
 from mrivol.engine.resume import ResumeCheckpoint
-from mrivol.engine.runner import build_workflow, config_files, detect_profile, profile_synth
+from mrivol.engine.runner import (
+    build_workflow,
+    config_files,
+    default_network,
+    detect_profile,
+    profile_synth,
+)
 from mrivol.engine.tracking import (
     best_epoch_metrics,
     default_tracking_uri,
@@ -133,7 +139,7 @@ def _barrier() -> None:
 def train(
     *,
     bundle: str = "brats_seg",
-    net: str = "unet",
+    net: str | None = None,
     data: str | Path | None = None,
     fold: int = 0,
     epochs: int | None = None,
@@ -150,7 +156,7 @@ def train(
 
     Args:
         bundle: bundle name under ``bundles/``.
-        net: network overlay (``configs/networks/<net>.yaml``).
+        net: network overlay (``configs/networks/<net>.yaml``); ``None``: the bundle's default.
         data: manifest CSV; ``None`` synthesises (once, cached) the profile's phantom set.
         fold: validation fold.
         epochs: overrides the profile's ``max_epochs``.
@@ -178,6 +184,7 @@ def train(
         init_distributed()
     lead = rank() == 0
     profile = profile or detect_profile()
+    net = net or default_network(bundle)
     files = config_files(bundle, "train", profile=profile, net=net, distributed=distributed)
     if data is None:  # rank 0 synthesises first; the others then find the cached set
         if not lead:

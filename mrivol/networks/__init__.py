@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from mrivol.networks.agms3d_cnn import AGMS3DCNN
 from mrivol.networks.attention_gate import AttentionGate
+from mrivol.networks.dcgan3d import (
+    DCGANDiscriminator3D,
+    DCGANGenerator3D,
+    DiscriminatorLoss,
+    GeneratorLoss,
+    dcgan_init,
+)
 from mrivol.networks.deep_supervision import StackedDeepSupervisionLoss
 from mrivol.networks.densenet3d_attention import (
     DenseNet3DAttention,
@@ -54,4 +61,9 @@ __all__ = [
     "write_plans",
     "MultiTaskLoss",
     "MultiTaskUNet",
+    "DCGANDiscriminator3D",
+    "DCGANGenerator3D",
+    "DiscriminatorLoss",
+    "GeneratorLoss",
+    "dcgan_init",
 ]
