@@ -62,7 +62,7 @@ def test_run_params_cover_hyperparameters_and_provenance(trained, tiny_brats_man
         "max_epochs": "2",
         "roi_size": "[32, 32, 32]",
         "network_def.channels": "[16, 32, 64, 128]",
-        "loss._target_": "DiceCELoss",
+        "base_loss._target_": "DiceCELoss",
     }
     assert {k: params.get(k) for k in expected} == expected
     assert re.fullmatch(r"[0-9a-f]{64}", params["manifest_hash"])
