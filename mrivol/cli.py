@@ -93,13 +93,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mrivol.engine import format_result, torchrun_command, train
 
     if args.gpus > 1 and "LOCAL_RANK" not in os.environ:  # re-launch on N processes per node
-        cmd = torchrun_command(
+        env = {
+            k: os.environ.get(k) or None
+            for k in ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+        }
+        cmd = torchrun_command(  # empty variables (as `make` exports unset ones) count as unset
             sys.argv[1:] if args.argv is None else args.argv,
             gpus=args.gpus,
-            nnodes=int(os.environ.get("NNODES", "1")),
-            node_rank=int(os.environ.get("NODE_RANK", "0")),
-            master_addr=os.environ.get("MASTER_ADDR"),
-            master_port=int(os.environ["MASTER_PORT"]) if "MASTER_PORT" in os.environ else None,
+            nnodes=int(env["NNODES"] or 1),
+            node_rank=int(env["NODE_RANK"] or 0),
+            master_addr=env["MASTER_ADDR"],
+            master_port=int(env["MASTER_PORT"]) if env["MASTER_PORT"] else None,
         )
         print("launching: " + " ".join(cmd), flush=True)
         return subprocess.call(cmd)
