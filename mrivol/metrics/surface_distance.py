@@ -58,6 +58,10 @@ class SurfaceDistances(NamedTuple):
     surfel_areas_pred: np.ndarray
 
 
+# above this many surfels in total, the distance transform is faster than the k-d tree
+_KDTREE_MAX_POINTS = 60_000
+
+
 @lru_cache(maxsize=32)
 def _area_table(spacing_mm: tuple[float, float, float]) -> np.ndarray:
     normals = _get_neighbour_code_to_normals_table().cpu().numpy().astype(np.float64)
@@ -150,20 +154,38 @@ def compute_surface_distances(mask_gt: Any, mask_pred: Any, spacing_mm: Any) -> 
     kernel = np.asarray(ENCODING_KERNEL[3], dtype=np.uint8)
     area_table = _area_table(spacing)
 
-    points, surfel_areas = [], []
+    borders, points, surfel_areas = [], [], []
     for mask in (gt, pred):
         crop = np.pad(mask[bbox].astype(np.uint8), [(0, 1)] * 3)
         code = ndimage.correlate(crop, kernel, mode="constant", cval=0)
         border = (code != 0) & (code != _FULL_NEIGHBOURHOOD)
+        borders.append(border)
         points.append(np.argwhere(border))  # C order, as DeepMind's boolean indexing
         surfel_areas.append(area_table[code[border]])
 
     sampling = np.asarray(spacing, dtype=np.float64)
-    d_gt_pred = _nearest_distances(points[0], points[1], sampling)
-    d_pred_gt = _nearest_distances(points[1], points[0], sampling)
+    if len(points[0]) + len(points[1]) > _KDTREE_MAX_POINTS:  # ragged masks: DeepMind's EDT
+        d_gt_pred = _edt_distances(borders[0], borders[1], sampling)
+        d_pred_gt = _edt_distances(borders[1], borders[0], sampling)
+    else:
+        d_gt_pred = _nearest_distances(points[0], points[1], sampling)
+        d_pred_gt = _nearest_distances(points[1], points[0], sampling)
     d_gt_pred, a_gt = _sorted(d_gt_pred, surfel_areas[0])
     d_pred_gt, a_pred = _sorted(d_pred_gt, surfel_areas[1])
     return SurfaceDistances(d_gt_pred, d_pred_gt, a_gt, a_pred)
+
+
+def _edt_distances(src: np.ndarray, dst: np.ndarray, sampling: np.ndarray) -> np.ndarray:
+    """DeepMind's own way: the Euclidean distance transform of ``~dst`` read at ``src``.
+
+    Linear in the number of voxels, so it wins over the k-d tree when the surfaces are large
+    and ragged (an untrained network's noisy prediction: ~1e6 surfels, 100x slower by k-d tree).
+    """
+    if not src.any():
+        return np.array([], dtype=np.float64)
+    if not dst.any():
+        return np.full(int(src.sum()), np.inf)
+    return ndimage.distance_transform_edt(~dst, sampling=sampling)[src]
 
 
 def _nearest_distances(src: np.ndarray, dst: np.ndarray, sampling: np.ndarray) -> np.ndarray:
