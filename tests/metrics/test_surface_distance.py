@@ -154,3 +154,20 @@ def test_many_random_cases_match_deepmind(deepmind_sd, seed):
     expected = deepmind_sd.compute_robust_hausdorff(ref, 95)
     assert hd95_mm(pred, gt, spacing=spacing) == pytest.approx(expected, abs=0.01)
     assert dice_score(pred, gt) == pytest.approx(deepmind_sd.compute_dice_coefficient(gt, pred))
+
+
+@pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (0.9, 0.9, 2.5)], ids=["iso", "aniso"])
+def test_distance_transform_path_equals_kdtree_path(spacing, monkeypatch):
+    """Ragged masks take DeepMind's EDT route; small ones the k-d tree: same numbers."""
+    from mrivol.metrics import surface_distance as sd
+
+    rng = np.random.default_rng(3)
+    gt = np.zeros((40, 44, 36), bool)
+    gt[10:30, 12:32, 8:28] = True
+    pred = rng.random(gt.shape) > 0.6  # an untrained network's speckle
+    monkeypatch.setattr(sd, "_KDTREE_MAX_POINTS", 0)
+    by_edt = sd.compute_surface_distances(gt, pred, spacing)
+    monkeypatch.setattr(sd, "_KDTREE_MAX_POINTS", 10**9)
+    by_tree = sd.compute_surface_distances(gt, pred, spacing)
+    for a, b in zip(by_edt, by_tree, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
