@@ -72,6 +72,22 @@ def tiny_brats_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return manifest
 
 
+def train_in_store(tmp_path_factory: pytest.TempPathFactory, **train_kwargs):
+    """``mrivol.engine.train(**train_kwargs)`` into a fresh MLflow store and runs folder.
+
+    For module-scoped fixtures (the function-scoped ``isolated_store`` cannot serve them).
+    Returns ``(TrainResult, tracking uri)``.
+    """
+    from mrivol.engine import train
+
+    store = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MRIVOL_RUNS", str(store / "runs"))
+        return train(**train_kwargs), uri
+
+
 # overrides that make the brats_seg bundle run in seconds on the tiny cases
 TINY_OVERRIDES = {
     "spacing": [3.0, 3.0, 3.0],

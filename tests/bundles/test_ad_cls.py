@@ -19,7 +19,8 @@ import pytest
 
 from mrivol.data import to_datalist
 from mrivol.data.ad_phantoms import generate_ad_phantoms
-from mrivol.engine import bundle_dir, project_root, train
+from mrivol.engine import bundle_dir, project_root
+from tests.conftest import train_in_store
 
 BUNDLE = bundle_dir("ad_cls")
 TINY = {"input_size": [32, 40, 32], "batch_size": 2, "gradcam_cases": 2, "cache_rate": 1.0}
@@ -34,20 +35,15 @@ def ad_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
-    store = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MRIVOL_RUNS", str(store / "runs"))
-        result = train(
-            bundle="ad_cls",
-            net="densenet_attention",
-            data=ad_manifest,
-            epochs=2,
-            profile="cpu",
-            overrides={**TINY, "network_def#pos_grid_size": [2, 3, 2]},
-        )
-    return result, uri
+    return train_in_store(
+        tmp_path_factory,
+        bundle="ad_cls",
+        net="densenet_attention",
+        data=ad_manifest,
+        epochs=2,
+        profile="cpu",
+        overrides={**TINY, "network_def#pos_grid_size": [2, 3, 2]},
+    )
 
 
 def test_per_class_metrics_logged_each_epoch(trained):

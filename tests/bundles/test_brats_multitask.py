@@ -18,8 +18,9 @@ import torch
 from monai.data import MetaTensor
 
 from mrivol.data.tumour_classes import TumourVolumeClassd, tumour_class, tumour_volume_edges
-from mrivol.engine import bundle_dir, project_root, train
+from mrivol.engine import bundle_dir, project_root
 from mrivol.networks import MultiTaskUNet
+from tests.conftest import train_in_store
 
 BUNDLE = bundle_dir("brats_multitask")
 CHANNELS = [8, 16, 32, 64]
@@ -38,17 +39,15 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, pretrained: Path, tmp_path_factory: pytest.TempPathFactory):
-    store = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MRIVOL_RUNS", str(store / "runs"))
-        result = train(
-            bundle="brats_multitask", net="multitask_unet", data=tiny_brats_manifest, epochs=1,
-            profile="cpu",
-            overrides={**TINY, "pretrained_encoder": str(pretrained), "freeze_epochs": 1},
-        )  # fmt: skip
-    return result, uri
+    return train_in_store(
+        tmp_path_factory,
+        bundle="brats_multitask",
+        net="multitask_unet",
+        data=tiny_brats_manifest,
+        epochs=1,
+        profile="cpu",
+        overrides={**TINY, "pretrained_encoder": str(pretrained), "freeze_epochs": 1},
+    )
 
 
 def test_dice_per_region_and_accuracy_logged_together(trained):

@@ -19,7 +19,7 @@ import pytest
 
 from mrivol.data import read_manifest
 from mrivol.engine import bundle_dir, evaluate, infer, project_root, train
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, train_in_store
 
 BUNDLE = bundle_dir("brats_seg")
 
@@ -27,19 +27,14 @@ BUNDLE = bundle_dir("brats_seg")
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     """Train brats_seg for two epochs on the tiny cases; return (result, tracking uri)."""
-    store = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MRIVOL_RUNS", str(store / "runs"))
-        result = train(
-            bundle="brats_seg",
-            data=tiny_brats_manifest,
-            epochs=2,
-            profile="cpu",
-            overrides=TINY_OVERRIDES,
-        )
-    return result, uri
+    return train_in_store(
+        tmp_path_factory,
+        bundle="brats_seg",
+        data=tiny_brats_manifest,
+        epochs=2,
+        profile="cpu",
+        overrides=TINY_OVERRIDES,
+    )
 
 
 def test_run_is_named_and_finished(trained):

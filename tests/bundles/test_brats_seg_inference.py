@@ -20,11 +20,11 @@ import torch
 from monai.bundle import ConfigParser
 from scipy import ndimage
 
-from mrivol.engine import bundle_dir, infer, train
+from mrivol.engine import bundle_dir, infer
 from mrivol.engine.evaluation import evaluate
 from mrivol.engine.seg_evaluation import evaluate_segmentations
 from mrivol.metrics import brats_region_masks, dice_score
-from tests.conftest import MODALITIES, TINY_OVERRIDES, write_tiny_brats_case
+from tests.conftest import MODALITIES, TINY_OVERRIDES, train_in_store, write_tiny_brats_case
 
 MC_SAMPLES = 6
 MAPS = ("prob", "entropy", "mi")
@@ -44,19 +44,14 @@ TRAIN_EPOCHS = 25
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     """Train brats_seg on the tiny cases; return (result, tracking uri)."""
-    store = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MRIVOL_RUNS", str(store / "runs"))
-        result = train(
-            bundle="brats_seg",
-            data=tiny_brats_manifest,
-            epochs=TRAIN_EPOCHS,
-            profile="cpu",
-            overrides=TRAIN_OVERRIDES,
-        )
-    return result, uri
+    return train_in_store(
+        tmp_path_factory,
+        bundle="brats_seg",
+        data=tiny_brats_manifest,
+        epochs=TRAIN_EPOCHS,
+        profile="cpu",
+        overrides=TRAIN_OVERRIDES,
+    )
 
 
 @pytest.fixture(scope="module")

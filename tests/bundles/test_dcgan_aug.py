@@ -19,8 +19,9 @@ import pytest
 
 from mrivol.data import DataLeakageError, read_manifest, to_datalist
 from mrivol.data.ad_phantoms import generate_ad_phantoms
-from mrivol.engine import bundle_dir, project_root, train
+from mrivol.engine import bundle_dir, project_root
 from mrivol.engine.gan_samples import minority_items
+from tests.conftest import train_in_store
 
 BUNDLE = bundle_dir("dcgan_aug")
 GAN_SIZE = [16, 24, 16]
@@ -42,16 +43,15 @@ def ad_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
-    store = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MRIVOL_RUNS", str(store / "runs"))
-        result = train(
-            bundle="dcgan_aug", net="dcgan", data=ad_manifest, epochs=2, profile="cpu",
-            overrides=TINY,
-        )  # fmt: skip
-    return result, uri
+    return train_in_store(
+        tmp_path_factory,
+        bundle="dcgan_aug",
+        net="dcgan",
+        data=ad_manifest,
+        epochs=2,
+        profile="cpu",
+        overrides=TINY,
+    )
 
 
 def test_samples_are_a_synthetic_manifest_of_the_training_fold(trained):
