@@ -39,7 +39,7 @@ export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 	mlflow-server docker-build docker-train clean
 
 help: ## list the targets and their variables
-	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=unet] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
+	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=<overlay>] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
 	@echo "                     [PROFILE=cpu|gpu] [GPUS=n] [RESUME=1|0]   (multi-node: NNODES NODE_RANK MASTER_ADDR MASTER_PORT)"
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -82,7 +82,7 @@ test: $(BIN)/mrivol ## run the fast test suite (what CI runs)
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; \
 	[ $$rc -eq 0 ]
 
-test-slow: $(BIN)/mrivol ## run the heavy tests (full bundle runs, stock monai.bundle run)
+test-slow: $(BIN)/mrivol ## run the heavy tests marked slow (longer trainings, MC inference, servers)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(BIN)/mrivol ## ruff lint and format check
