@@ -18,7 +18,6 @@ from mrivol.engine.distributed import (
 )
 from mrivol.engine.evaluation import RunRef, evaluate, infer, resolve_run
 from mrivol.engine.handlers import EpochStatsHandler, ProgressHandler, ValidationReport
-from mrivol.engine.io import atomic_path, case_output_name, write_csv_atomic, write_text_atomic
 from mrivol.engine.paths import available_bundles, bundle_dir, cache_dir, project_root, runs_dir
 from mrivol.engine.precision import AutocastInferer, cuda_amp, cuda_amp_kwargs
 from mrivol.engine.resume import BestCheckpoint, BestMetricState, RandomStates, ResumeCheckpoint
@@ -44,6 +43,7 @@ from mrivol.engine.transfer_learning import (
     set_encoder_trainable,
 )
 from mrivol.engine.uncertainty import McDropoutPredictor, predictive_uncertainty
+from mrivol.io import atomic_path, case_output_name, write_csv_atomic, write_text_atomic
 
 __all__ = [
     "GridMismatchError",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mrivol.engine.io import write_csv_atomic
+from mrivol.io import write_csv_atomic
 from mrivol.metrics.classification import classification_report, write_classification_report
 
 if TYPE_CHECKING:

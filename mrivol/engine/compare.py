@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from mrivol.engine.io import atomic_path
+from mrivol.io import atomic_path
 
 __all__ = [
     "REGIONS",
@@ -290,8 +290,8 @@ def main_compare(args: argparse.Namespace) -> int:
     """Run ``mrivol compare``: print the table, write the chart; 2 on a bad experiment/metric."""
     import sys
 
-    from mrivol.engine.io import write_text_atomic
     from mrivol.engine.paths import runs_dir
+    from mrivol.io import write_text_atomic
 
     out_png = None
     if not getattr(args, "no_plot", False):

@@ -21,10 +21,10 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from mrivol.engine.io import write_csv_atomic
 from mrivol.engine.paths import bundle_dir, runs_dir
 from mrivol.engine.runner import build_workflow, default_network, detect_profile
 from mrivol.engine.tracking import default_tracking_uri
+from mrivol.io import write_csv_atomic
 
 __all__ = [
     "RunRef",

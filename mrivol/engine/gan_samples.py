@@ -123,7 +123,7 @@ def save_sample_grid(volumes: np.ndarray, path: str | Path, *, columns: int = 4)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mrivol.engine.io import save_figure_atomic
+    from mrivol.io import save_figure_atomic
 
     n = len(volumes)
     cols = min(columns, n)
@@ -168,7 +168,7 @@ def write_synthetic_manifest(
     import nibabel as nib
 
     from mrivol.data.manifest import LAYOUTS
-    from mrivol.engine.io import write_csv_atomic
+    from mrivol.io import write_csv_atomic
 
     layout = LAYOUTS["t1-table"]
     if diagnosis not in layout.classes:

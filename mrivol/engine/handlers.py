@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from mrivol.engine.distributed import rank
-from mrivol.engine.io import write_csv_atomic
 from mrivol.engine.overlay import axial_snapshot, save_overlay_png
+from mrivol.io import write_csv_atomic
 
 if TYPE_CHECKING:
     from ignite.engine import Engine

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrivol.engine.io import save_figure_atomic
+from mrivol.io import save_figure_atomic
 
 __all__ = ["axial_snapshot", "save_overlay_png"]
 

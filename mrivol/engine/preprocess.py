@@ -38,8 +38,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mrivol.data.manifest import LAYOUTS, read_manifest
-from mrivol.engine.io import write_csv_atomic
 from mrivol.engine.paths import project_root
+from mrivol.io import write_csv_atomic
 
 __all__ = [
     "PREPROCESS_VERSION",
@@ -264,12 +264,6 @@ def preprocess_manifest(
         lock.close()
 
 
-def _csv(rows: list[dict], path: Path) -> Path:
-    write_csv_atomic(rows, path)
-    path.chmod(0o644)  # the temporary file was created 0600
-    return path
-
-
 def _write_outputs(df, layout, out: Path, outcomes: dict, res: PreprocessResult) -> None:
     """Write qc.csv, failures.csv and the new manifest (atomically) from the outcomes."""
     manifest_rows = []
@@ -287,14 +281,15 @@ def _write_outputs(df, layout, out: Path, outcomes: dict, res: PreprocessResult)
         manifest_rows.append(new)
     columns = ["case_id", "step", "seconds", "status"]
     columns += sorted({k for r in res.rows for k in r} - set(columns))
-    res.qc_csv = _csv([{c: r.get(c, "") for c in columns} for r in res.rows], out / "qc.csv")
+    qc_rows = [{c: r.get(c, "") for c in columns} for r in res.rows]
+    res.qc_csv = write_csv_atomic(qc_rows, out / "qc.csv")
     failures = [{"case_id": c, "file": f, "problem": p} for c, f, p in res.failed]
     if failures:
-        _csv(failures, out / "failures.csv")
+        write_csv_atomic(failures, out / "failures.csv")
     else:
         (out / "failures.csv").unlink(missing_ok=True)
     if manifest_rows:
-        res.manifest = _csv(manifest_rows, out / "manifest.csv")
+        res.manifest = write_csv_atomic(manifest_rows, out / "manifest.csv")
 
 
 def add_preprocess_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

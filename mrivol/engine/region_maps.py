@@ -18,7 +18,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from mrivol.engine.io import atomic_path, case_output_name
+from mrivol.io import atomic_path, case_output_name
 
 __all__ = ["SaveRegionMapsd", "region_map_path"]
 

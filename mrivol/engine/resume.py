@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mrivol.engine.distributed import rank
-from mrivol.engine.io import atomic_path
+from mrivol.io import atomic_path
 
 __all__ = ["BestCheckpoint", "BestMetricState", "RandomStates", "ResumeCheckpoint"]
 

@@ -30,8 +30,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from mrivol.engine.io import write_csv_atomic
 from mrivol.engine.uncertainty import LN2
+from mrivol.io import write_csv_atomic
 from mrivol.metrics import qu_brats_report, rescale_uncertainty, segmentation_report
 
 __all__ = [

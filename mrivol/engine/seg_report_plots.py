@@ -9,7 +9,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from mrivol.engine.io import save_figure_atomic
+from mrivol.io import save_figure_atomic
 
 __all__ = [
     "pick_best_median_worst",

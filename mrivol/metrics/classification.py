@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+
+from mrivol.io import atomic_path
 
 __all__ = [
     "ClassificationReport",
@@ -249,15 +250,9 @@ def classification_report(
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Run ``write`` on a temporary file in the same folder, then rename it over ``path``."""
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        write(tmp)
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> Callable[[Path], None]:

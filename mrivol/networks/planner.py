@@ -19,14 +19,14 @@ Deliberate differences from the reference, for a single 3d_fullres configuration
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from monai.networks.nets import DynUNet
+
+from mrivol.io import write_text_atomic
 
 __all__ = [
     "build_dynunet",
@@ -323,18 +323,7 @@ def write_plans(plans: dict[str, Any], path: str | Path) -> Path:
     Returns:
         The destination path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(plans, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(json.dumps(plans, indent=2) + "\n", path)
 
 
 def read_plans(path: str | Path) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Atomic writes: a temporary file in the destination folder, then ``os.replace``."""
+"""Atomic writes: a temporary file in the destination folder, then ``os.replace``.
+
+Standard library only, so every layer (data, metrics, networks, engine) can use it without
+importing the engine package.
+"""
 
 from __future__ import annotations
 
