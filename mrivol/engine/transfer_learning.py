@@ -97,7 +97,8 @@ class FreezeEncoder:
 
     While frozen, encoder parameters have ``requires_grad=False`` (they get no gradient, so
     ``torch.optim`` optimisers skip them, weight decay included) and the encoder runs in eval
-    mode (batch-norm statistics do not move): its weights stay bit-identical. After
+    mode (batch-norm statistics do not move; a forward pre-hook on the network sets it, as MONAI's
+    trainer calls ``network.train()`` at every iteration): its state stays bit-identical. After
     ``freeze_epochs`` epochs it is unfrozen and every parameter group's learning rate is
     multiplied by ``unfreeze_lr_factor``.
 
@@ -129,6 +130,7 @@ class FreezeEncoder:
             unfreeze_lr_factor,
             prefix,
         )
+        self._frozen_now = False
 
     @property
     def _encoder(self) -> torch.nn.Module:
@@ -138,7 +140,7 @@ class FreezeEncoder:
         from ignite.engine import Events
 
         engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        engine.add_event_handler(Events.ITERATION_STARTED, self._keep_eval)
+        _module(self.network).register_forward_pre_hook(self._keep_eval)
 
     def frozen(self, epoch: int) -> bool:
         """Whether the encoder is frozen during (1-based) ``epoch``."""
@@ -146,13 +148,14 @@ class FreezeEncoder:
 
     def _epoch_started(self, engine: Engine) -> None:
         epoch = engine.state.epoch
-        set_encoder_trainable(self.network, not self.frozen(epoch), prefix=self.prefix)
+        self._frozen_now = self.frozen(epoch)
+        set_encoder_trainable(self.network, not self._frozen_now, prefix=self.prefix)
         if self.freeze_epochs and epoch == self.freeze_epochs + 1:
             for group in self.optimizer.param_groups:
                 group["lr"] *= self.factor
                 if "initial_lr" in group:  # keep a running LR scheduler's base in step
                     group["initial_lr"] *= self.factor
 
-    def _keep_eval(self, engine: Engine) -> None:
-        if self.frozen(engine.state.epoch):
+    def _keep_eval(self, network: torch.nn.Module, args: Any) -> None:
+        if self._frozen_now and network.training:
             self._encoder.eval()

@@ -61,13 +61,14 @@ def _trainer(net, optimizer, epochs_data):
     )
 
 
-def test_freeze_phase_keeps_loaded_encoder_bit_identical(tmp_path: Path):
+@pytest.mark.parametrize("norm", ["INSTANCE", "BATCH"])  # BATCH: running statistics must hold too
+def test_freeze_phase_keeps_loaded_encoder_bit_identical(tmp_path: Path, norm: str):
     torch.manual_seed(0)
-    source = MultiTaskUNet(**SMALL)
+    source = MultiTaskUNet(**SMALL, norm=norm)
     ckpt = tmp_path / "pretrained.pt"
     torch.save({"model": source.state_dict()}, ckpt)  # CheckpointSaver layout
 
-    net = MultiTaskUNet(**SMALL)
+    net = MultiTaskUNet(**SMALL, norm=norm)
     loaded = load_encoder_weights(net, ckpt)
     assert loaded and all(k.startswith("encoder.") for k in loaded)
     encoder0 = {k: v.clone() for k, v in net.encoder.state_dict().items()}
