@@ -91,8 +91,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mrivol.engine import format_result, torchrun_command, train
+    from mrivol.engine.runner import config_files, default_network
 
     if args.gpus > 1 and "LOCAL_RANK" not in os.environ:  # re-launch on N processes per node
+        net = args.net or default_network(args.bundle)
+        config_files(args.bundle, "train", profile="cpu", net=net, distributed=True)  # checks
         env = {
             k: os.environ.get(k) or None
             for k in ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")

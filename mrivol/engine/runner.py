@@ -63,9 +63,15 @@ def config_files(
     """The config files of a run, in merge order (``multi_gpu_train.yaml`` after the workflow).
 
     Raises:
-        ValueError: unknown profile or network (the message lists the valid ones).
+        ValueError: unknown profile or network (the message lists the valid ones), or a
+            distributed run of a bundle without ``multi_gpu_train.yaml``.
     """
     configs = bundle_dir(bundle) / "configs"
+    if distributed and not (configs / "multi_gpu_train.yaml").is_file():
+        raise ValueError(
+            f"bundle {bundle!r} has no configs/multi_gpu_train.yaml: it trains on one device "
+            "(drop --gpus / GPUS=)."
+        )
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     nets = available_networks(bundle)
