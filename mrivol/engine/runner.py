@@ -64,14 +64,10 @@ def config_files(
 
     Raises:
         ValueError: unknown profile or network (the message lists the valid ones), or a
-            distributed run of a bundle without ``multi_gpu_train.yaml``.
+            workflow the bundle has no config for (e.g. ``evaluate``, or a distributed run
+            without ``multi_gpu_train.yaml``).
     """
     configs = bundle_dir(bundle) / "configs"
-    if distributed and not (configs / "multi_gpu_train.yaml").is_file():
-        raise ValueError(
-            f"bundle {bundle!r} has no configs/multi_gpu_train.yaml: it trains on one device "
-            "(drop --gpus / GPUS=)."
-        )
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     nets = available_networks(bundle)
@@ -87,6 +83,15 @@ def config_files(
     files = [configs / "common.yaml", *(configs / f"{name}.yaml" for name in chain)]
     if distributed:
         files.append(configs / "multi_gpu_train.yaml")
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        what = (
+            "distributed (--gpus / GPUS=) training" if distributed else f"the {workflow} workflow"
+        )
+        raise ValueError(
+            f"bundle {bundle!r} has no configs/{missing[0]}: it does not support {what}; "
+            f"its workflows: {', '.join(sorted(p.stem for p in configs.glob('*.yaml')))}."
+        )
     files += [configs / "profiles" / f"{profile}.yaml", configs / "networks" / f"{net}.yaml"]
     return files
 

@@ -39,16 +39,19 @@ def test_unknown_choices_list_the_valid_ones(kwargs, match):
         config_files("brats_seg", "train", **kwargs)
 
 
-def test_distributed_run_of_a_single_device_bundle_is_refused(capsys):
-    assert config_files("brats_seg", "train", profile="cpu", net="unet", distributed=True)[
-        2
-    ].name == "multi_gpu_train.yaml"
+def test_workflow_a_bundle_lacks_is_refused(capsys):
+    assert (
+        config_files("brats_seg", "train", profile="cpu", net="unet", distributed=True)[2].name
+        == "multi_gpu_train.yaml"
+    )
     with pytest.raises(ValueError, match="'ad_cls' has no configs/multi_gpu_train.yaml"):
         config_files("ad_cls", "train", profile="cpu", net="densenet_attention", distributed=True)
+    with pytest.raises(ValueError, match="no configs/evaluate.yaml: it does not support the eval"):
+        config_files("ad_cls", "evaluate", profile="cpu", net="densenet_attention")
     from mrivol.cli import main
 
     assert main(["train", "--bundle", "ad_cls", "--gpus", "2"]) != 0  # before torchrun starts
-    assert "one device" in capsys.readouterr().err
+    assert "does not support distributed" in capsys.readouterr().err
 
 
 def test_unknown_bundle_lists_available():
