@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mrivol.io import write_csv_atomic
+from mrivol.io import atomic_path, save_figure_atomic, write_csv_atomic
 from mrivol.metrics.classification import classification_report, write_classification_report
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ def gradcam_pp(
     try:
         with torch.enable_grad():
             cam = GradCAMpp(nn_module=module, target_layers=target_layer)
-            out = cam(x=image.detach().float(), class_idx=class_idx)
+            x = image.detach().float().requires_grad_(True)  # else torch warns: its full
+            out = cam(x=x, class_idx=class_idx)  # backward hook sees no input needing grad
     finally:
         module.train(was_training)
     return out[0, 0].detach().cpu().numpy().astype(np.float32)
@@ -158,10 +159,8 @@ def _save_png(path: Path, image: np.ndarray, cam: np.ndarray, title: str) -> Non
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
+    save_figure_atomic(fig, path, dpi=80)
     plt.close(fig)
-    tmp.replace(path)
 
 
 class ClassificationReportHandler:
@@ -262,9 +261,9 @@ class ClassificationReportHandler:
             for c, t, p, pr in zip(self.cases, self.labels, pred, probs, strict=True)
         ]
         write_csv_atomic(rows, self.output_dir / "val_per_case.csv")
-        self._gradcam(engine)
+        self._gradcam(engine, dict(zip(self.cases, probs, strict=True)))
 
-    def _gradcam(self, engine: Engine) -> None:
+    def _gradcam(self, engine: Engine, probs: Mapping[str, np.ndarray]) -> None:
         if self.network is None or not self.samples:
             return
         import nibabel as nib
@@ -276,11 +275,11 @@ class ClassificationReportHandler:
             volume = image[0, 0].float().cpu().numpy()
             affine = getattr(image, "affine", None)
             affine = np.eye(4) if affine is None else np.asarray(affine).reshape(-1, 4, 4)[0]
-            nib.save(nib.Nifti1Image(cam, affine), out / f"{case}.nii.gz")
-            epoch = engine.state.epoch
-            _save_png(
-                out / f"{case}.png",
-                volume,
-                cam,
-                f"{case}: true {self.class_names[label]}, epoch {epoch}",
+            with atomic_path(out / f"{case}.nii.gz", suffix=".nii.gz") as tmp:
+                nib.save(nib.Nifti1Image(cam, affine), tmp)
+            p = probs[case]
+            title = (
+                f"{case}: true {self.class_names[label]}, predicted "
+                f"{self.class_names[int(p.argmax())]} (p={p.max():.2f}), epoch {engine.state.epoch}"
             )
+            _save_png(out / f"{case}.png", volume, cam, title)
