@@ -30,6 +30,11 @@ def _as_list(output) -> list:
     return output if isinstance(output, list) else [output]
 
 
+def _scalar(value) -> float:
+    """A loss as a float (detached first: ``item()`` on a graph tensor warns)."""
+    return float(value.detach().item() if isinstance(value, torch.Tensor) else value)
+
+
 class EpochStatsHandler:
     """Put ``train_loss``, ``epoch_seconds`` and ``samples_per_s`` into ``engine.state.metrics``.
 
@@ -49,8 +54,7 @@ class EpochStatsHandler:
 
     def _iteration(self, engine: Engine) -> None:
         items = _as_list(engine.state.output)
-        loss = items[0]["loss"]
-        self._loss += float(loss.item() if isinstance(loss, torch.Tensor) else loss) * len(items)
+        self._loss += _scalar(items[0]["loss"]) * len(items)
         self._samples += len(items)
 
     def _complete(self, engine: Engine) -> None:
@@ -98,8 +102,7 @@ class ProgressHandler:
 
     def _iteration(self, engine: Engine) -> None:
         if self._bar is not None:
-            loss = _as_list(engine.state.output)[0]["loss"]
-            self._bar.set_postfix(loss=f"{float(loss):.4f}")
+            self._bar.set_postfix(loss=f"{_scalar(_as_list(engine.state.output)[0]['loss']):.4f}")
             self._bar.update(1)
 
     def _epoch_completed(self, engine: Engine) -> None:
