@@ -70,11 +70,20 @@ class ProgressHandler:
     Args:
         validator: the evaluator whose metrics are shown (``None``: training loss only).
         key_metric: the validator metric shown as "val" (and tracked as best).
+        losses: training-output keys shown on the bar (``("g_loss", "d_loss")`` for a GAN) and,
+            as ``train_<key>`` / ``gan_<key>`` metrics, in the epoch line.
     """
 
-    def __init__(self, *, validator: Engine | None = None, key_metric: str = "val_mean_dice"):
+    def __init__(
+        self,
+        *,
+        validator: Engine | None = None,
+        key_metric: str = "val_mean_dice",
+        losses: Sequence[str] = ("loss",),
+    ):
         self.key_metric = key_metric
         self.validator = validator
+        self.losses = tuple(losses)
         self._bar = None
 
     def attach(self, engine: Engine) -> None:
@@ -102,7 +111,8 @@ class ProgressHandler:
 
     def _iteration(self, engine: Engine) -> None:
         if self._bar is not None:
-            self._bar.set_postfix(loss=f"{_scalar(_as_list(engine.state.output)[0]['loss']):.4f}")
+            out = _as_list(engine.state.output)[0]
+            self._bar.set_postfix({k: f"{_scalar(out[k]):.4f}" for k in self.losses if k in out})
             self._bar.update(1)
 
     def _epoch_completed(self, engine: Engine) -> None:
@@ -113,8 +123,10 @@ class ProgressHandler:
         elapsed = time.perf_counter() - self._t0
         left = elapsed / max(done, 1) * (total - epoch)
         parts = [f"epoch {epoch}/{total}"]
-        if "train_loss" in engine.state.metrics:
-            parts.append(f"loss {engine.state.metrics['train_loss']:.4f}")
+        for key in self.losses:
+            for name in (f"train_{key}", f"gan_{key}"):
+                if name in engine.state.metrics:
+                    parts.append(f"{key} {engine.state.metrics[name]:.4f}")
         vm = self.validator.state.metrics if self.validator is not None else {}
         if self.key_metric in vm and self.validator.state.epoch == epoch:
             regions = [
