@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from mrivol.engine.handlers import _scalar
+
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
@@ -105,7 +107,7 @@ class GanLossLogger:
     def _accumulate(self, engine: Engine) -> None:
         output = engine.state.output
         for key in self._sums:
-            self._sums[key] += float(output[key])
+            self._sums[key] += _scalar(output[key])
         self._n += 1
 
     def _publish(self, engine: Engine) -> None:

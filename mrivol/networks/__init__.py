@@ -11,6 +11,7 @@ from mrivol.networks.attention_gate import AttentionGate
 from mrivol.networks.dcgan3d import (
     DCGANDiscriminator3D,
     DCGANGenerator3D,
+    DiffAugment3D,
     DiscriminatorLoss,
     GeneratorLoss,
     dcgan_init,
@@ -63,6 +64,7 @@ __all__ = [
     "MultiTaskUNet",
     "DCGANDiscriminator3D",
     "DCGANGenerator3D",
+    "DiffAugment3D",
     "DiscriminatorLoss",
     "GeneratorLoss",
     "dcgan_init",

@@ -31,6 +31,7 @@ TINY = {
     "d_channels": [8, 16],
     "num_samples": 3,
     "batch_size": 2,
+    "steps_per_epoch": 3,
     "minority_class": 2,  # AD
 }
 

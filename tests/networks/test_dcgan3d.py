@@ -8,6 +8,7 @@ import torch
 from mrivol.networks import (
     DCGANDiscriminator3D,
     DCGANGenerator3D,
+    DiffAugment3D,
     DiscriminatorLoss,
     GeneratorLoss,
 )
@@ -43,7 +44,7 @@ def test_generator_rejects_bad_arguments(kwargs, match):
 
 def test_dcgan_init_matches_the_paper():
     g = DCGANGenerator3D(latent_size=16, out_shape=(16, 16, 16), channels=(64, 32))
-    w = g.upsample[0].conv.weight
+    w = g.upsample[0].conv.weight.detach()
     assert abs(float(w.std()) - 0.02) < 0.004 and abs(float(w.mean())) < 0.002
 
 
@@ -61,3 +62,32 @@ def test_generator_loss_reaches_the_generator():
     d = DCGANDiscriminator3D(in_shape=(8, 8, 8), channels=(8,))
     GeneratorLoss(d)(g(torch.randn(2, 8))).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
+
+
+def test_diffaugment_shifts_with_background_fill_and_jitters_intensity():
+    torch.manual_seed(0)
+    x = torch.full((6, 1, 8, 8, 8), -1.0)
+    x[:, :, 3:5, 3:5, 3:5] = 1.0  # a bright cube on background
+    plain = DiffAugment3D(shift=2, contrast=0.0, brightness=0.0)(x)
+    assert plain.shape == x.shape
+    assert torch.equal(plain.unique(), torch.tensor([-1.0, 1.0]))  # moved, not resampled
+    assert (plain == 1).sum((1, 2, 3, 4)).eq(8).all()  # the cube stays whole (|shift| <= 2)
+    centres = [torch.nonzero(v[0] == 1).float().mean(0) for v in plain]
+    assert len({tuple(c.tolist()) for c in centres}) > 1  # volumes shifted independently
+    jittered = DiffAugment3D(shift=0, contrast=0.2, brightness=0.2)(x)
+    gain = (jittered[:, 0, 4, 4, 4] - jittered[:, 0, 0, 0, 0]) / 2
+    assert ((gain - 1).abs() <= 0.1 + 1e-6).all() and not torch.allclose(gain, torch.ones(6))
+    assert torch.equal(DiffAugment3D(shift=0, contrast=0, brightness=0)(x), x)
+
+
+def test_augmented_losses_pass_gradients_through_the_augmentation():
+    g = DCGANGenerator3D(latent_size=8, out_shape=(8, 8, 8), channels=(8,))
+    d = DCGANDiscriminator3D(in_shape=(8, 8, 8), channels=(8,))
+    aug = DiffAugment3D(shift=2)
+    GeneratorLoss(d, augment=aug)(g(torch.randn(2, 8))).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+    g.zero_grad()
+    DiscriminatorLoss(d, augment=aug)(g(torch.randn(2, 8)), torch.rand(2, 1, 8, 8, 8)).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in g.parameters())
+    with pytest.raises(ValueError, match="must be >= 0"):
+        DiffAugment3D(shift=-1)
