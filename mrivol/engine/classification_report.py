@@ -115,8 +115,12 @@ def gradcam_pp(
 ) -> np.ndarray:
     """Grad-CAM++ map of one volume, upsampled to the input grid and scaled to [0, 1].
 
+    MONAI's ``GradCAMpp`` registers forward and backward hooks on the target layer and never
+    removes them (they would keep firing, and holding activations, through the rest of
+    training), so the map is computed on a copy of the network in eval mode.
+
     Args:
-        network: the classifier (evaluated in eval mode; its mode is restored).
+        network: the classifier (left untouched).
         image: input (1, C, H, W, D) on the network's device.
         target_layer: name of the module whose activations are explained (e.g. ``"features"``).
         class_idx: class to explain; ``None`` explains the predicted class.
@@ -124,18 +128,16 @@ def gradcam_pp(
     Returns:
         Float32 array (H, W, D).
     """
+    import copy
+
     from monai.visualize import GradCAMpp
 
     module = network.module if hasattr(network, "module") else network
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.enable_grad():
-            cam = GradCAMpp(nn_module=module, target_layers=target_layer)
-            x = image.detach().float().requires_grad_(True)  # else torch warns: its full
-            out = cam(x=x, class_idx=class_idx)  # backward hook sees no input needing grad
-    finally:
-        module.train(was_training)
+    model = copy.deepcopy(module).eval()
+    with torch.enable_grad():
+        cam = GradCAMpp(nn_module=model, target_layers=target_layer)
+        x = image.detach().float().requires_grad_(True)  # else torch warns: its full
+        out = cam(x=x, class_idx=class_idx)  # backward hook sees no input needing grad
     return out[0, 0].detach().cpu().numpy().astype(np.float32)
 
 

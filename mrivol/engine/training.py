@@ -249,6 +249,14 @@ def train(
         _barrier()
     n_train = len(to_datalist(manifest, fold=fold, split="train"))
     n_val = len(to_datalist(manifest, fold=fold, split="val"))
+    synthetic = (
+        parser.get_parsed_content("synthetic_manifest") if "synthetic_manifest" in parser else None
+    )
+    n_synthetic = (
+        len(to_datalist(manifest, fold=fold, split="train", synthetic=synthetic)) - n_train
+        if synthetic
+        else 0
+    )
     if lead and not resuming:
         params = {
             **_literal_params(parser),
@@ -259,6 +267,8 @@ def train(
             "fold": str(fold),
             "n_train": str(n_train),
             "n_val": str(n_val),
+            "n_synthetic": str(n_synthetic),
+            **({"synthetic_manifest_hash": manifest_hash(synthetic)} if synthetic else {}),
             "world_size": os.environ.get("WORLD_SIZE", "1"),
             "manifest_hash": manifest_hash(manifest),
             "git_commit": git_commit(),
@@ -273,7 +283,9 @@ def train(
         procs = f" ({os.environ['WORLD_SIZE']} processes)" if distributed else ""
         print(
             f"{'resuming' if resuming else 'training'} {bundle} / {net} on the {profile} profile"
-            f"{procs}: fold {fold}, {n_train} train / {n_val} val cases from {manifest}\n"
+            f"{procs}: fold {fold}, {n_train} train"
+            f"{f' (+{n_synthetic} synthetic)' if n_synthetic else ''} / {n_val} val cases from "
+            f"{manifest}\n"
             f"run {run_name} -> {output_dir}",
             flush=True,
         )

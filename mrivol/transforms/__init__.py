@@ -9,6 +9,7 @@ from __future__ import annotations
 from mrivol.transforms.brats_regions_to_labels import BratsRegionsToLabels, BratsRegionsToLabelsd
 from mrivol.transforms.co_register import CoRegister, CoRegisterd, transform_to_ras_matrix
 from mrivol.transforms.n4_bias_field import N4BiasFieldCorrection, N4BiasFieldCorrectiond
+from mrivol.transforms.real_scans_only import RealScansOnlyd
 from mrivol.transforms.register_to_template import (
     RegisterToTemplate,
     RegisterToTemplated,
@@ -30,6 +31,7 @@ __all__ = [
     "CoRegisterd",
     "N4BiasFieldCorrection",
     "N4BiasFieldCorrectiond",
+    "RealScansOnlyd",
     "RegisterToTemplate",
     "RegisterToTemplated",
     "SkullStrip",

@@ -124,3 +124,26 @@ def test_metadata_verifies_offline():
     cmd += ["--meta_file", str(BUNDLE / "configs" / "metadata.json"), "--filepath", str(schema)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_ad_cls_trains_with_the_samples_mixed_into_its_fold(trained, ad_manifest, tmp_path_factory):
+    from tests.bundles.test_ad_cls import TINY as AD_TINY
+
+    samples = trained[0].output_dir / "samples" / "manifest.csv"
+    result, uri = train_in_store(
+        tmp_path_factory,
+        bundle="ad_cls",
+        net="densenet_attention",
+        data=ad_manifest,
+        epochs=1,
+        profile="cpu",
+        overrides={
+            **AD_TINY,
+            "network_def#pos_grid_size": [2, 3, 2],
+            "synthetic_manifest": str(samples),
+        },
+    )
+    params = mlflow.MlflowClient(uri).get_run(result.run_id).data.params
+    assert params["n_synthetic"] == str(TINY["num_samples"])
+    assert int(params["n_train"]) == len(to_datalist(ad_manifest, fold=0, split="train"))
+    assert "synthetic_manifest_hash" in params
