@@ -9,6 +9,8 @@ the same command, in the same MLflow run, from its last resume checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -96,17 +98,35 @@ def _literal_params(parser: Any) -> dict[str, str]:
     return resolved
 
 
+def overrides_hash(overrides: Mapping[str, Any] | None) -> str:
+    """A short hash of a run's config overrides (``--set``), order-independent."""
+    text = json.dumps(dict(overrides or {}), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _resumable_run(
-    client: Any, experiment_id: str, net: str, fold: int, *, unfinished_only: bool
+    client: Any,
+    experiment_id: str,
+    net: str,
+    fold: int,
+    *,
+    unfinished_only: bool,
+    data_hash: str,
+    settings_hash: str,
 ) -> Any | None:
     """The newest run of this network and fold whose directory holds a resume checkpoint.
 
-    With ``unfinished_only`` (automatic resume), only a run MLflow still lists as running — one
-    whose process was killed — qualifies.
+    Only a run of the same manifest (``data_hash``) and the same overrides (``settings_hash``)
+    qualifies: a run is never continued on other data or another configuration. With
+    ``unfinished_only`` (automatic resume), only a run MLflow still lists as running — one whose
+    process was killed — qualifies.
     """
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"params.network = '{net}' and params.fold = '{fold}'",
+        filter_string=(
+            f"params.network = '{net}' and params.fold = '{fold}' and "
+            f"params.manifest_hash = '{data_hash}' and params.overrides_hash = '{settings_hash}'"
+        ),
         order_by=["attributes.start_time DESC"],
         max_results=20,
     )
@@ -164,8 +184,9 @@ def train(
         overrides: further config overrides, e.g.
             ``{"learning_rate": 1e-3, "train#dataloader#batch_size": 4}``.
         tracking_uri: MLflow store; ``MLFLOW_TRACKING_URI`` or the local sqlite store by default.
-        resume: ``True``: continue the latest run of this bundle, network and fold that left a
-            resume checkpoint (also a finished one, e.g. to train more epochs); ``False``: always
+        resume: ``True``: continue the latest run of this bundle, network, fold, manifest and
+            overrides that left a resume checkpoint (also a finished one, e.g. to train more
+            epochs); ``False``: always
             a new run; ``None`` (default): continue a run that was killed (still "running" in
             MLflow, with a checkpoint), else start a new one.
         quiet_monai: keep ignite's per-iteration INFO logging off (the progress handler reports).
@@ -205,7 +226,13 @@ def train(
         previous = None
         if resume is not False:
             previous = _resumable_run(
-                client, experiment_id, net, fold, unfinished_only=resume is None
+                client,
+                experiment_id,
+                net,
+                fold,
+                unfinished_only=resume is None,
+                data_hash=manifest_hash(manifest),
+                settings_hash=overrides_hash(overrides),
             )
         if previous is not None:
             run_id, run_name = previous.info.run_id, previous.info.run_name
@@ -271,6 +298,7 @@ def train(
             **({"synthetic_manifest_hash": manifest_hash(synthetic)} if synthetic else {}),
             "world_size": os.environ.get("WORLD_SIZE", "1"),
             "manifest_hash": manifest_hash(manifest),
+            "overrides_hash": overrides_hash(overrides),
             "git_commit": git_commit(),
             "config_files": ",".join(f"{f.parent.name}/{f.name}" for f in files),
             **environment_params(),

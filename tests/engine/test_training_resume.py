@@ -1,0 +1,62 @@
+"""Which earlier run `mrivol train` continues: never one of other data or other overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from mrivol.engine.training import _resumable_run, overrides_hash
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MRIVOL_RUNS", str(tmp_path / "runs"))
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return client, client.create_experiment("ad_cls")
+
+
+def _run(store, tmp_path, name, *, data="aaa", sets=None, status="RUNNING", checkpoint=True):
+    client, exp = store
+    run = client.create_run(exp, run_name=name)
+    params = {"network": "densenet_attention", "fold": "0", "manifest_hash": data,
+              "overrides_hash": overrides_hash(sets)}  # fmt: skip
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, value)
+    if status != "RUNNING":
+        client.set_terminated(run.info.run_id, status=status)
+    if checkpoint:
+        ckpt = tmp_path / "runs" / name / "checkpoints" / "resume.pt"
+        ckpt.parent.mkdir(parents=True)
+        ckpt.write_bytes(b"x")
+    return run.info.run_id
+
+
+def _find(store, *, data="aaa", sets=None, unfinished_only=True):
+    client, exp = store
+    run = _resumable_run(client, exp, "densenet_attention", 0, unfinished_only=unfinished_only,
+                         data_hash=data, settings_hash=overrides_hash(sets))  # fmt: skip
+    return run.info.run_id if run else None
+
+
+def test_overrides_hash_ignores_order_and_sees_values():
+    assert overrides_hash({"a": 1, "b": [2]}) == overrides_hash({"b": [2], "a": 1})
+    assert overrides_hash({"a": 1}) != overrides_hash({"a": 2})
+    assert overrides_hash(None) == overrides_hash({})
+
+
+def test_only_a_killed_run_of_the_same_data_and_overrides_is_continued(store, tmp_path):
+    sets = {"synthetic_manifest": "/runs/gan/samples/manifest.csv"}
+    killed = _run(store, tmp_path, "killed", sets=sets)
+    assert _find(store, sets=sets) == killed
+    assert _find(store) is None  # the same data without the synthetic samples: a new run
+    assert _find(store, data="bbb", sets=sets) is None  # other data: a new run
+    assert _find(store, sets={"synthetic_manifest": "/runs/other/manifest.csv"}) is None
+
+
+def test_automatic_resume_skips_finished_runs_and_runs_without_checkpoint(store, tmp_path):
+    _run(store, tmp_path, "no-ckpt", checkpoint=False)
+    finished = _run(store, tmp_path, "finished", status="FINISHED")
+    assert _find(store) is None
+    assert _find(store, unfinished_only=False) == finished  # RESUME=1 extends a finished run
