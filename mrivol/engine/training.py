@@ -186,9 +186,8 @@ def train(
         tracking_uri: MLflow store; ``MLFLOW_TRACKING_URI`` or the local sqlite store by default.
         resume: ``True``: continue the latest run of this bundle, network, fold, manifest and
             overrides that left a resume checkpoint (also a finished one, e.g. to train more
-            epochs); ``False``: always
-            a new run; ``None`` (default): continue a run that was killed (still "running" in
-            MLflow, with a checkpoint), else start a new one.
+            epochs); ``False``: always a new run; ``None`` (default): continue such a run that
+            was killed (still "running" in MLflow, with a checkpoint), else start a new one.
         quiet_monai: keep ignite's per-iteration INFO logging off (the progress handler reports).
 
     Returns:
