@@ -98,10 +98,18 @@ def _literal_params(parser: Any) -> dict[str, str]:
     return resolved
 
 
-def overrides_hash(overrides: Mapping[str, Any] | None) -> str:
-    """A short hash of a run's config overrides (``--set``), order-independent."""
-    text = json.dumps(dict(overrides or {}), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def config_hash(files: Sequence[Path], overrides: Mapping[str, Any] | None) -> str:
+    """A short hash of a run's configuration: its config files' text and its ``--set`` overrides.
+
+    Editing a bundle file or passing other overrides changes it; the order of the overrides
+    does not.
+    """
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.parent.name}/{f.name}\n".encode())
+        h.update(Path(f).read_bytes())
+    h.update(json.dumps(dict(overrides or {}), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def _resumable_run(
@@ -116,8 +124,9 @@ def _resumable_run(
 ) -> Any | None:
     """The newest run of this network and fold whose directory holds a resume checkpoint.
 
-    Only a run of the same manifest (``data_hash``) and the same overrides (``settings_hash``)
-    qualifies: a run is never continued on other data or another configuration. With
+    Only a run of the same manifest (``data_hash``) and the same configuration (``settings_hash``,
+    :func:`config_hash`) qualifies: a run is never continued on other data or another
+    configuration. With
     ``unfinished_only`` (automatic resume), only a run MLflow still lists as running — one whose
     process was killed — qualifies.
     """
@@ -125,7 +134,7 @@ def _resumable_run(
         [experiment_id],
         filter_string=(
             f"params.network = '{net}' and params.fold = '{fold}' and "
-            f"params.manifest_hash = '{data_hash}' and params.overrides_hash = '{settings_hash}'"
+            f"params.manifest_hash = '{data_hash}' and params.config_hash = '{settings_hash}'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=20,
@@ -185,9 +194,10 @@ def train(
             ``{"learning_rate": 1e-3, "train#dataloader#batch_size": 4}``.
         tracking_uri: MLflow store; ``MLFLOW_TRACKING_URI`` or the local sqlite store by default.
         resume: ``True``: continue the latest run of this bundle, network, fold, manifest and
-            overrides that left a resume checkpoint (also a finished one, e.g. to train more
-            epochs); ``False``: always a new run; ``None`` (default): continue such a run that
-            was killed (still "running" in MLflow, with a checkpoint), else start a new one.
+            configuration (config files and overrides) that left a resume checkpoint (also a
+            finished one, e.g. to train more epochs); ``False``: always a new run; ``None``
+            (default): continue such a run that was killed (still "running" in MLflow, with a
+            checkpoint), else start a new one.
         quiet_monai: keep ignite's per-iteration INFO logging off (the progress handler reports).
 
     Returns:
@@ -231,7 +241,7 @@ def train(
                 fold,
                 unfinished_only=resume is None,
                 data_hash=manifest_hash(manifest),
-                settings_hash=overrides_hash(overrides),
+                settings_hash=config_hash(files, overrides),
             )
         if previous is not None:
             run_id, run_name = previous.info.run_id, previous.info.run_name
@@ -297,7 +307,7 @@ def train(
             **({"synthetic_manifest_hash": manifest_hash(synthetic)} if synthetic else {}),
             "world_size": os.environ.get("WORLD_SIZE", "1"),
             "manifest_hash": manifest_hash(manifest),
-            "overrides_hash": overrides_hash(overrides),
+            "config_hash": config_hash(files, overrides),
             "git_commit": git_commit(),
             "config_files": ",".join(f"{f.parent.name}/{f.name}" for f in files),
             **environment_params(),

@@ -1,4 +1,4 @@
-"""Which earlier run `mrivol train` continues: never one of other data or other overrides."""
+"""Which earlier run `mrivol train` continues: never one of other data or configuration."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mrivol.engine.training import _resumable_run, overrides_hash
+from mrivol.engine.runner import config_files
+from mrivol.engine.training import _resumable_run, config_hash
+
+FILES = config_files("ad_cls", "train", profile="cpu", net="densenet_attention")
 
 
 @pytest.fixture
@@ -21,7 +24,7 @@ def _run(store, tmp_path, name, *, data="aaa", sets=None, status="RUNNING", chec
     client, exp = store
     run = client.create_run(exp, run_name=name)
     params = {"network": "densenet_attention", "fold": "0", "manifest_hash": data,
-              "overrides_hash": overrides_hash(sets)}  # fmt: skip
+              "config_hash": config_hash(FILES, sets)}  # fmt: skip
     for key, value in params.items():
         client.log_param(run.info.run_id, key, value)
     if status != "RUNNING":
@@ -36,14 +39,19 @@ def _run(store, tmp_path, name, *, data="aaa", sets=None, status="RUNNING", chec
 def _find(store, *, data="aaa", sets=None, unfinished_only=True):
     client, exp = store
     run = _resumable_run(client, exp, "densenet_attention", 0, unfinished_only=unfinished_only,
-                         data_hash=data, settings_hash=overrides_hash(sets))  # fmt: skip
+                         data_hash=data, settings_hash=config_hash(FILES, sets))  # fmt: skip
     return run.info.run_id if run else None
 
 
-def test_overrides_hash_ignores_order_and_sees_values():
-    assert overrides_hash({"a": 1, "b": [2]}) == overrides_hash({"b": [2], "a": 1})
-    assert overrides_hash({"a": 1}) != overrides_hash({"a": 2})
-    assert overrides_hash(None) == overrides_hash({})
+def test_config_hash_sees_files_and_override_values_not_their_order(tmp_path):
+    assert config_hash(FILES, {"a": 1, "b": [2]}) == config_hash(FILES, {"b": [2], "a": 1})
+    assert config_hash(FILES, {"a": 1}) != config_hash(FILES, {"a": 2})
+    assert config_hash(FILES, None) == config_hash(FILES, {})
+    edited = tmp_path / "profiles" / "cpu.yaml"  # the same name, other content
+    edited.parent.mkdir()
+    edited.write_text(FILES[2].read_text() + "max_epochs: 3\n")
+    assert FILES[2].parent.name == "profiles" and FILES[2].name == "cpu.yaml"
+    assert config_hash([*FILES[:2], edited, *FILES[3:]], None) != config_hash(FILES, None)
 
 
 def test_only_a_killed_run_of_the_same_data_and_overrides_is_continued(store, tmp_path):
