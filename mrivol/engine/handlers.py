@@ -139,6 +139,8 @@ class ProgressHandler:
             parts.append(f"{name} {vm[self.key_metric]:.3f}{detail}")
             if "val_hd95" in vm and math.isfinite(vm["val_hd95"]):
                 parts.append(f"hd95 {vm['val_hd95']:.1f} mm")
+            if "val_accuracy" in vm and self.key_metric != "val_accuracy":  # a class head too
+                parts.append(f"accuracy {vm['val_accuracy']:.3f}")
             best = self.validator.state.best_metric
             parts.append(f"best {best:.3f} @ {self.validator.state.best_metric_epoch}")
         parts.append(f"{elapsed / max(done, 1):.0f} s/epoch, ~{left / 60:.1f} min left")

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 
 from mrivol.engine.gan_samples import GanLossLogger
 from mrivol.engine.handlers import EpochStatsHandler, ProgressHandler
@@ -38,3 +38,19 @@ def test_gan_epoch_line_shows_generator_and_discriminator_losses(capsys):
     engine.run([1.0, 2.0], max_epochs=1)
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 1/1"))
     assert "g_loss 1.5000" in line and "d_loss 3.0000" in line
+
+
+def test_validation_line_shows_dice_regions_and_the_class_accuracy_of_a_multitask_run(capsys):
+    validator = Engine(lambda engine, batch: None)
+    trainer = _engine(lambda b: [{"loss": torch.tensor(b)}])
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _validate(engine):  # what ValidationHandler + the metric handlers leave behind
+        validator.state.epoch = engine.state.epoch
+        validator.state.metrics = {"val_mean_dice": 0.5, "val_dice_tc": 0.4, "val_accuracy": 0.75}
+        validator.state.best_metric, validator.state.best_metric_epoch = 0.5, 1
+
+    ProgressHandler(validator=validator).attach(trainer)
+    trainer.run([1.0], max_epochs=1)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 1/1"))
+    assert "val dice 0.500 (tc 0.400)" in line and "accuracy 0.750" in line
