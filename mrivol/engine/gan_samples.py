@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mrivol.engine.handlers import _scalar
+from mrivol.engine.handlers import scalar_loss
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -107,7 +107,7 @@ class GanLossLogger:
     def _accumulate(self, engine: Engine) -> None:
         output = engine.state.output
         for key in self._sums:
-            self._sums[key] += _scalar(output[key])
+            self._sums[key] += scalar_loss(output[key])
         self._n += 1
 
     def _publish(self, engine: Engine) -> None:

@@ -30,7 +30,7 @@ def _as_list(output) -> list:
     return output if isinstance(output, list) else [output]
 
 
-def _scalar(value) -> float:
+def scalar_loss(value) -> float:
     """A loss as a float (detached first: ``item()`` on a graph tensor warns)."""
     return float(value.detach().item() if isinstance(value, torch.Tensor) else value)
 
@@ -54,7 +54,7 @@ class EpochStatsHandler:
 
     def _iteration(self, engine: Engine) -> None:
         items = _as_list(engine.state.output)
-        self._loss += _scalar(items[0]["loss"]) * len(items)
+        self._loss += scalar_loss(items[0]["loss"]) * len(items)
         self._samples += len(items)
 
     def _complete(self, engine: Engine) -> None:
@@ -112,7 +112,8 @@ class ProgressHandler:
     def _iteration(self, engine: Engine) -> None:
         if self._bar is not None:
             out = _as_list(engine.state.output)[0]
-            self._bar.set_postfix({k: f"{_scalar(out[k]):.4f}" for k in self.losses if k in out})
+            shown = {k: f"{scalar_loss(out[k]):.4f}" for k in self.losses if k in out}
+            self._bar.set_postfix(shown)
             self._bar.update(1)
 
     def _epoch_completed(self, engine: Engine) -> None:

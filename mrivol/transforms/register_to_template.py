@@ -52,8 +52,9 @@ class RegisterToTemplate(Transform):
         resolution: template grid, 1 or 2 mm.
         iterations: optimizer iterations per pyramid level.
         samples: metric samples per iteration.
-        shrink: pyramid shrink factors, coarse to fine (``(4, 2)`` skips the finest level:
-            ~8x faster on a 2 mm scan within a few degrees of MNI, < 1 mm from the full run).
+        shrink: pyramid shrink factors, coarse to fine. ``(4, 2)`` with 50 iterations and 5000
+            samples (the ad_cls cpu profile) registers a 2 mm scan in 0.9 s instead of 6-9 s,
+            0.3-0.5 mm from the full-effort result on scans near MNI.
         smoothing_mm: Gaussian smoothing per pyramid level, in mm.
         seed: sampling seed.
 
