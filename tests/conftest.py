@@ -72,6 +72,26 @@ def tiny_brats_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return manifest
 
 
+@pytest.fixture(scope="session")
+def tiny_ad_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six one-session AD-like subjects (two per class), three stratified folds."""
+    from mrivol.data.ad_phantoms import generate_ad_phantoms
+
+    return generate_ad_phantoms(
+        tmp_path_factory.mktemp("ad"), subjects=6, sessions=1, folds=3, seed=1
+    )
+
+
+# overrides that make the ad_cls bundle run in seconds on the tiny AD phantoms
+AD_CLS_TINY_OVERRIDES = {
+    "input_size": [32, 40, 32],
+    "batch_size": 2,
+    "gradcam_cases": 2,
+    "cache_rate": 1.0,
+    "network_def#pos_grid_size": [2, 3, 2],
+}
+
+
 def train_in_store(tmp_path_factory: pytest.TempPathFactory, **train_kwargs):
     """``mrivol.engine.train(**train_kwargs)`` into a fresh MLflow store and runs folder.
 

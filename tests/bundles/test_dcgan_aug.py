@@ -8,8 +8,6 @@ in MLflow; the metadata verifies offline.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -18,10 +16,9 @@ import pandas as pd
 import pytest
 
 from mrivol.data import DataLeakageError, read_manifest, to_datalist
-from mrivol.data.ad_phantoms import generate_ad_phantoms
-from mrivol.engine import bundle_dir, project_root
+from mrivol.engine import bundle_dir
 from mrivol.engine.gan_samples import minority_items
-from tests.conftest import train_in_store
+from tests.conftest import AD_CLS_TINY_OVERRIDES, train_in_store
 
 BUNDLE = bundle_dir("dcgan_aug")
 GAN_SIZE = [16, 24, 16]
@@ -37,18 +34,12 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def ad_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six one-session subjects (two per class), three stratified folds."""
-    return generate_ad_phantoms(tmp_path_factory.mktemp("ad"), subjects=6, sessions=1, folds=3)
-
-
-@pytest.fixture(scope="module")
-def trained(ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
+def trained(tiny_ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     return train_in_store(
         tmp_path_factory,
         bundle="dcgan_aug",
         net="dcgan",
-        data=ad_manifest,
+        data=tiny_ad_manifest,
         epochs=2,
         profile="cpu",
         overrides=TINY,
@@ -67,16 +58,16 @@ def test_samples_are_a_synthetic_manifest_of_the_training_fold(trained):
     assert img.get_fdata().min() >= 0.0 and img.get_fdata().max() <= 1000.0
 
 
-def test_samples_join_only_their_folds_training_split(trained, ad_manifest):
+def test_samples_join_only_their_folds_training_split(trained, tiny_ad_manifest):
     result, _ = trained
     samples = result.output_dir / "samples" / "manifest.csv"
-    train_items = to_datalist(ad_manifest, fold=0, split="train", synthetic=samples)
-    real = to_datalist(ad_manifest, fold=0, split="train")
+    train_items = to_datalist(tiny_ad_manifest, fold=0, split="train", synthetic=samples)
+    real = to_datalist(tiny_ad_manifest, fold=0, split="train")
     assert len(train_items) == len(real) + TINY["num_samples"]
     assert sum(i["synthetic"] for i in train_items) == TINY["num_samples"]
     with pytest.raises(DataLeakageError):
-        to_datalist(ad_manifest, fold=0, split="val", synthetic=samples)
-    other = to_datalist(ad_manifest, fold=1, split="train", synthetic=samples)
+        to_datalist(tiny_ad_manifest, fold=0, split="val", synthetic=samples)
+    other = to_datalist(tiny_ad_manifest, fold=1, split="train", synthetic=samples)
     assert not any(i["synthetic"] for i in other)  # generated from fold 0's training set
 
 
@@ -108,42 +99,30 @@ def test_minority_items_names_missing_class():
         minority_items([{"label": 0}, {"label": 1}], class_index=2)
 
 
-def test_gan_trains_on_training_split_minority_only(ad_manifest):
-    train_ids = {i["case_id"] for i in to_datalist(ad_manifest, fold=0, split="train")}
-    items, _ = minority_items(to_datalist(ad_manifest, fold=0, split="train"), class_index=2)
-    df = pd.read_csv(ad_manifest, dtype=str)
+def test_gan_trains_on_training_split_minority_only(tiny_ad_manifest):
+    train_ids = {i["case_id"] for i in to_datalist(tiny_ad_manifest, fold=0, split="train")}
+    items, _ = minority_items(to_datalist(tiny_ad_manifest, fold=0, split="train"), class_index=2)
+    df = pd.read_csv(tiny_ad_manifest, dtype=str)
     val_ids = set(df.loc[df["fold"] == "0", "case_id"])
     assert {i["case_id"] for i in items} <= train_ids and not {
         i["case_id"] for i in items
     } & val_ids
 
 
-def test_metadata_verifies_offline():
-    schema = project_root() / "bundles" / "meta_schema.json"
-    cmd = [sys.executable, "-m", "monai.bundle", "verify_metadata"]
-    cmd += ["--meta_file", str(BUNDLE / "configs" / "metadata.json"), "--filepath", str(schema)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-
-
-def test_ad_cls_trains_with_the_samples_mixed_into_its_fold(trained, ad_manifest, tmp_path_factory):
-    from tests.bundles.test_ad_cls import TINY as AD_TINY
-
+def test_ad_cls_trains_with_the_samples_mixed_into_its_fold(
+    trained, tiny_ad_manifest, tmp_path_factory
+):
     samples = trained[0].output_dir / "samples" / "manifest.csv"
     result, uri = train_in_store(
         tmp_path_factory,
         bundle="ad_cls",
         net="densenet_attention",
-        data=ad_manifest,
+        data=tiny_ad_manifest,
         epochs=1,
         profile="cpu",
-        overrides={
-            **AD_TINY,
-            "network_def#pos_grid_size": [2, 3, 2],
-            "synthetic_manifest": str(samples),
-        },
+        overrides={**AD_CLS_TINY_OVERRIDES, "synthetic_manifest": str(samples)},
     )
     params = mlflow.MlflowClient(uri).get_run(result.run_id).data.params
     assert params["n_synthetic"] == str(TINY["num_samples"])
-    assert int(params["n_train"]) == len(to_datalist(ad_manifest, fold=0, split="train"))
+    assert int(params["n_train"]) == len(to_datalist(tiny_ad_manifest, fold=0, split="train"))
     assert "synthetic_manifest_hash" in params
