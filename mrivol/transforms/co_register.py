@@ -26,9 +26,15 @@ import SimpleITK as sitk
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends
+from monai.utils import TransformBackends, convert_to_numpy
 
-from mrivol.transforms.sitk_bridge import LPS, affine_of, from_sitk, to_sitk, with_array
+from mrivol.transforms.sitk_bridge import (
+    LPS,
+    affine_of,
+    resample_channels,
+    to_sitk,
+    with_array,
+)
 
 __all__ = ["CoRegister", "CoRegisterd", "transform_to_ras_matrix"]
 
@@ -162,19 +168,10 @@ class CoRegister(Transform):
             (reference world -> moving world, RAS mm) when ``img`` is a MetaTensor.
         """
         ref_aff, mov_aff = affine_of(reference), affine_of(img)
-        ref_arr = (
-            reference.detach().cpu().numpy() if isinstance(reference, torch.Tensor) else reference
-        )
-        arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        ref_arr, arr = convert_to_numpy(reference), convert_to_numpy(img)
         fixed = to_sitk(ref_arr[0].astype(np.float32), ref_aff)
         tx = self.register(fixed, to_sitk(arr[0].astype(np.float32), mov_aff))
-        out = np.stack([
-            from_sitk(sitk.Resample(
-                to_sitk(arr[c].astype(np.float32), mov_aff), fixed, tx,
-                _INTERPOLATORS[self.interpolation], 0.0, sitk.sitkFloat32,
-            ))[0]
-            for c in range(arr.shape[0])
-        ])  # fmt: skip
+        out = resample_channels(arr, mov_aff, fixed, tx, _INTERPOLATORS[self.interpolation])
         result = with_array(img, out, affine=ref_aff)
         if hasattr(result, "meta"):
             result.meta["coregister"] = {

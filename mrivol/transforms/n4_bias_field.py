@@ -20,7 +20,7 @@ import SimpleITK as sitk
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends
+from monai.utils import TransformBackends, convert_to_numpy
 
 from mrivol.transforms.sitk_bridge import affine_of, from_sitk, to_sitk, with_array
 
@@ -106,10 +106,10 @@ class N4BiasFieldCorrection(Transform):
             The corrected image, float32, same type, metadata and affine as ``img``.
         """
         aff = affine_of(img, affine)
-        arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        arr = convert_to_numpy(img)
         m = None
         if mask is not None:
-            m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+            m = convert_to_numpy(mask)
             m = m[0]
         out = np.empty(arr.shape, dtype=np.float32)
         for c in range(arr.shape[0]):

@@ -22,10 +22,15 @@ import SimpleITK as sitk
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends
+from monai.utils import TransformBackends, convert_to_numpy
 
 from mrivol.transforms.co_register import CoRegister, transform_to_ras_matrix
-from mrivol.transforms.sitk_bridge import affine_of, from_sitk, to_sitk, with_array
+from mrivol.transforms.sitk_bridge import (
+    affine_of,
+    resample_channels,
+    to_sitk,
+    with_array,
+)
 
 __all__ = ["RegisterToTemplate", "RegisterToTemplated", "load_template"]
 
@@ -84,24 +89,18 @@ class RegisterToTemplate(Transform):
 
     def register(self, img: torch.Tensor | np.ndarray, mask=None) -> sitk.Transform:
         """Return the MNI (LPS) -> image (LPS) transform of channel 0 of ``img`` (C, H, W, D)."""
-        arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
-        vol = arr[0].astype(np.float32)
+        vol = convert_to_numpy(img)[0].astype(np.float32)
         if mask is not None:
-            m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask
-            vol = vol * (m[0] > 0)
+            vol = vol * (convert_to_numpy(mask)[0] > 0)
         fixed = to_sitk(self.template, self.template_affine)
         return self.coreg.register(fixed, to_sitk(vol, affine_of(img)))
 
     def resample(self, img, transform: sitk.Transform, *, mode: str = "linear"):
         """Resample ``img`` (C, H, W, D) onto the template grid with ``transform``."""
-        arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        arr = convert_to_numpy(img)
         fixed = to_sitk(self.template, self.template_affine)
         interp = sitk.sitkNearestNeighbor if mode == "nearest" else sitk.sitkLinear
-        out = np.stack([
-            from_sitk(sitk.Resample(to_sitk(arr[c].astype(np.float32), affine_of(img)), fixed,
-                                    transform, interp, 0.0, sitk.sitkFloat32))[0]
-            for c in range(arr.shape[0])
-        ])  # fmt: skip
+        out = resample_channels(arr, affine_of(img), fixed, transform, interp)
         if mode == "nearest":
             out = out.astype(arr.dtype)
         result = with_array(img, out, affine=self.template_affine)

@@ -12,8 +12,9 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
+from monai.utils import convert_to_numpy
 
-__all__ = ["LPS", "affine_of", "from_sitk", "to_sitk", "with_array"]
+__all__ = ["LPS", "affine_of", "from_sitk", "resample_channels", "to_sitk", "with_array"]
 
 #: RAS <-> LPS flip of world coordinates (its own inverse).
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -39,7 +40,7 @@ def to_sitk(array: np.ndarray | torch.Tensor, affine: np.ndarray) -> sitk.Image:
         ValueError: if the array is not 3D or the affine is sheared (SimpleITK needs an
             orthonormal direction matrix: resample the image first).
     """
-    arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    arr = convert_to_numpy(array)
     if arr.ndim != 3:
         raise ValueError(f"expected a 3D volume (H, W, D), got shape {arr.shape}")
     lps = LPS @ np.asarray(affine, dtype=np.float64)
@@ -79,3 +80,22 @@ def with_array(
     if isinstance(like, torch.Tensor):
         return torch.as_tensor(np.ascontiguousarray(array))
     return array
+
+
+def resample_channels(
+    array: np.ndarray,
+    affine: np.ndarray,
+    reference: sitk.Image,
+    transform: sitk.Transform,
+    interpolator: int = sitk.sitkLinear,
+) -> np.ndarray:
+    """Resample every channel of ``array`` (C, H, W, D; RAS ``affine``) onto ``reference``.
+
+    ``transform`` maps reference (LPS) points to ``array``'s world, as a SimpleITK registration
+    returns it; voxels outside ``array`` become 0. Returns float32 (C, *reference grid*).
+    """
+    return np.stack([
+        from_sitk(sitk.Resample(to_sitk(array[c].astype(np.float32), affine), reference,
+                                transform, interpolator, 0.0, sitk.sitkFloat32))[0]
+        for c in range(array.shape[0])
+    ])  # fmt: skip

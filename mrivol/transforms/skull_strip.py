@@ -36,7 +36,7 @@ import SimpleITK as sitk
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends
+from monai.utils import TransformBackends, convert_to_numpy
 
 from mrivol.transforms.sitk_bridge import affine_of, from_sitk, to_sitk, with_array
 
@@ -167,7 +167,7 @@ class SkullStrip(Transform):
         if self.method == "mask":
             raise ValueError("backend 'mask' computes nothing: pass the mask to __call__")
         aff = affine_of(ref, affine)
-        vol = ref[0].detach().cpu().numpy() if isinstance(ref, torch.Tensor) else ref[0]
+        vol = convert_to_numpy(ref[0])
         mask = SKULL_STRIP_BACKENDS[self.method](vol, aff, **self.backend_kwargs)
         if not mask.any():
             raise ValueError(f"skull strip ({self.method}) found no brain in the reference image")
