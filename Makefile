@@ -56,8 +56,9 @@ venv: $(BIN)/mrivol ## create .venv with pinned torch and the package (done by e
 train: $(BIN)/mrivol ## train a bundle: synthesises phantoms when DATA is not given, logs to MLflow
 	$(BIN)/mrivol train $(TRAIN_ARGS)
 
-evaluate: $(BIN)/mrivol ## evaluate a trained run (RUN=<mlflow run id or checkpoint>) on its fold's validation cases
-	$(BIN)/mrivol evaluate --bundle $(BUNDLE) --run $(RUN) $(if $(DATA),--data $(DATA))
+evaluate: $(BIN)/mrivol ## evaluate a run (RUN=<mlflow run id or checkpoint>) on its validation fold [MC=T, default 10]
+	$(BIN)/mrivol evaluate --bundle $(BUNDLE) --run $(RUN) $(if $(DATA),--data $(DATA)) \
+		$(if $(filter command line,$(origin MC)),--mc-samples $(MC))
 
 MC ?= 1
 infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T]
@@ -98,7 +99,7 @@ mlflow-ui: $(BIN)/mrivol ## serve the MLflow UI of the local store (HOST=127.0.0
 
 BACKEND ?=
 mlflow-server: $(BIN)/mrivol ## MLflow tracking server on HOST:PORT (BACKEND=sqlite:///... or postgresql://...)
-	$(BIN)/python -m mrivol.engine.mlflow_server --host $(HOST) --port $(PORT) \
+	$(BIN)/mrivol mlflow-server --host $(HOST) --port $(PORT) \
 		$(if $(BACKEND),--backend-store-uri $(BACKEND))
 
 docker-build: ## build the GPU trainer and MLflow server images (docker/Dockerfile)

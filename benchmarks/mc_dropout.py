@@ -4,9 +4,9 @@ For each network, on the same input window (what a sliding-window inferer feeds 
 every window of a case costs the same, so the ratios hold for a whole case):
 
 * ``1 pass``: one deterministic forward pass (eval mode, ``torch.no_grad``);
-* ``T batched``: :class:`mrivol.engine.uncertainty.McDropoutPredictor` with T samples (the
+* ``T batched``: :class:`mrivol.inference.uncertainty.McDropoutPredictor` with T samples (the
   deterministic prefix computed once, the stochastic rest on ``--batch-size`` rows per call);
-* ``T naive``: T separate forward passes with dropout on (``mrivol.networks.mc_dropout``).
+* ``T naive``: T separate forward passes with dropout on (``mrivol.inference.mc_dropout``).
 
 It also times the deterministic prefix alone (``forward_features`` of AG-MS3D-CNN) and prints
 the share of one pass it takes: with a prefix share ``f`` the best T-sample cost is about
@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mrivol.engine.uncertainty import McDropoutPredictor, first_dropout  # noqa: E402
-from mrivol.networks import AGMS3DCNN, mc_dropout  # noqa: E402
+from mrivol.inference import mc_dropout  # noqa: E402
+from mrivol.inference.uncertainty import McDropoutPredictor, first_dropout  # noqa: E402
+from mrivol.networks import AGMS3DCNN  # noqa: E402
 
 
 def _unet() -> torch.nn.Module:

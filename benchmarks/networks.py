@@ -1,4 +1,7 @@
-"""Benchmark the segmentation / classification networks: parameters, time, peak memory.
+"""Benchmark the bundles' networks: parameters, time, peak memory.
+
+Each network is built from its bundle's own configs (:func:`mrivol.training.build_network`),
+so the numbers are those of what ``mrivol train`` trains.
 
 For each network at a stated input size: number of parameters, median seconds of a forward
 pass (eval mode, ``torch.no_grad``: inference) and of a forward + backward pass (train mode,
@@ -11,12 +14,14 @@ time of one forward + backward (mean): on a shared CPU it is steadier than wall 
 Usage::
 
     python benchmarks/networks.py                    # CPU, and CUDA with AMP when present
-    python benchmarks/networks.py --device cpu --repeats 3 --networks agms3d_cnn dynunet_plan
+    python benchmarks/networks.py --device cpu --networks brats_seg/agms3d brats_seg/dynunet
+    python benchmarks/networks.py --profile gpu          # the gpu profile's network sizes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import resource
@@ -31,57 +36,37 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SEG_INPUT = (1, 4, 64, 64, 64)  # BraTS: 4 modalities, 3 regions
-CLS_INPUT = (1, 1, 96, 96, 96)  # T1 classification at 2 mm
+SEG_INPUT = (1, 4, 64, 64, 64)  # BraTS: 4 modalities, 3 regions (the cpu profile's patch)
+CLS_INPUT = (1, 1, 72, 88, 72)  # ad_cls: one T1 scan, the 2 mm MNI brain box
 
 
-def _monai_unet() -> torch.nn.Module:
-    from monai.networks.nets import UNet
+def _dynunet_overrides() -> dict:
+    """A plan for BraTS-like cropped brains: nnU-Net rules give 128^3, 6 stages, filters 32..320."""
+    from mrivol.planning import plan_from_fingerprint
 
-    return UNet(3, 4, 3, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=2)
-
-
-def _agms3d_cnn() -> torch.nn.Module:
-    from mrivol.networks import AGMS3DCNN
-
-    return AGMS3DCNN(in_channels=4, out_channels=3, features=(16, 32, 64, 128), dropout=0.1)
-
-
-def _dynunet_plan() -> torch.nn.Module:
-    from mrivol.networks import build_dynunet, plan_from_fingerprint
-
-    # BraTS-like cropped brains: nnU-Net rules give 128^3, 6 stages, filters 32..320
     fingerprint = {"spacings": [[1.0, 1.0, 1.0]] * 8, "shapes_after_crop": [[140, 170, 140]] * 8}
-    plans = plan_from_fingerprint(fingerprint)
-    return build_dynunet(plans, in_channels=4, out_channels=3, deep_supr_num=2)
+    return {"plans": plan_from_fingerprint(fingerprint)}
 
 
-def _unetr() -> torch.nn.Module:
-    from monai.networks.nets import UNETR
-
-    return UNETR(4, 3, img_size=SEG_INPUT[2:], feature_size=16, dropout_rate=0.1)
-
-
-def _swin_unetr() -> torch.nn.Module:
-    from monai.networks.nets import SwinUNETR
-
-    return SwinUNETR(in_channels=4, out_channels=3, feature_size=48, drop_rate=0.1)
-
-
-def _densenet3d_attention() -> torch.nn.Module:
-    from mrivol.networks import DenseNet3DAttention
-
-    return DenseNet3DAttention(in_channels=1, num_classes=2)
-
-
-NETWORKS: dict[str, tuple[Callable[[], torch.nn.Module], tuple[int, ...], str]] = {
-    "monai_unet": (_monai_unet, SEG_INPUT, "channels 16-256, 2 res units"),
-    "agms3d_cnn": (_agms3d_cnn, SEG_INPUT, "features 16-128, 2 DS heads"),
-    "dynunet_plan": (_dynunet_plan, SEG_INPUT, "plan for 140x170x140 @1mm, 2 DS heads"),
-    "unetr": (_unetr, SEG_INPUT, "hidden 768, feature 16"),
-    "swin_unetr": (_swin_unetr, SEG_INPUT, "feature 48"),
-    "densenet3d_attention": (_densenet3d_attention, CLS_INPUT, "blocks 4-8-12, 1 attention layer"),
+# every network as its bundle builds it (configs/networks/<net>.yaml at the chosen profile)
+NETWORKS: dict[str, tuple[str, str, tuple[int, ...], Callable[[], dict]]] = {
+    "brats_seg/unet": ("brats_seg", "unet", SEG_INPUT, dict),
+    "brats_seg/agms3d": ("brats_seg", "agms3d", SEG_INPUT, dict),
+    "brats_seg/dynunet": ("brats_seg", "dynunet", SEG_INPUT, _dynunet_overrides),
+    "brats_seg/unetr": ("brats_seg", "unetr", SEG_INPUT, dict),
+    "brats_seg/swin_unetr": ("brats_seg", "swin_unetr", SEG_INPUT, dict),
+    "ad_cls/densenet_attention": ("ad_cls", "densenet_attention", CLS_INPUT, dict),
 }
+
+
+def build(name: str, profile: str) -> tuple[torch.nn.Module, tuple[int, ...], str]:
+    """The bundle's network, its input shape and a note naming the config."""
+    from mrivol.training import build_network
+
+    bundle, net, shape, overrides = NETWORKS[name]
+    extra = {"roi_size": list(shape[2:])} if bundle == "brats_seg" else {}
+    network = build_network(bundle, net, profile=profile, overrides={**extra, **overrides()})
+    return network, shape, f"bundles/{bundle}/configs/networks/{net}.yaml ({profile})"
 
 
 def _rss_bytes() -> int:
@@ -99,13 +84,15 @@ def _timed(fn: Callable[[], None], device: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, device: str, warmup: int, repeats: int, threads: int | None) -> dict:
+def measure(
+    name: str, device: str, warmup: int, repeats: int, threads: int | None, profile: str
+) -> dict:
     """Measure one network in this process; returns one table row."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    build, shape, note = NETWORKS[name]
-    net = build().to(device)
+    net, shape, note = build(name, profile)
+    net = net.to(device)
     x = torch.randn(*shape, device=device)
     amp = device == "cuda"
 
@@ -149,13 +136,13 @@ def measure(name: str, device: str, warmup: int, repeats: int, threads: int | No
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = f"{'network':<21} {'input':<13} {'params':>8} {'device':<9} {'fwd s':>7} "
+    header = f"{'network':<26} {'input':<13} {'params':>8} {'device':<9} {'fwd s':>7} "
     header += f"{'fwd+bwd s':>9} {'cpu s':>7} {'peak MB':>8}  note"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['network']:<21} {r['input']:<13} {r['params_m']:>7.2f}M {r['device']:<9} "
+            f"{r['network']:<26} {r['input']:<13} {r['params_m']:>7.2f}M {r['device']:<9} "
             f"{r['forward_s']:>7.3f} {r['forward_backward_s']:>9.3f} "
             f"{r['forward_backward_cpu_s']:>7.2f} {r['peak_mb']:>8.0f}  "
             f"{r['note']}"
@@ -170,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--profile", choices=["cpu", "gpu"], default="cpu", help="the bundles' network sizes"
+    )
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "auto" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
@@ -182,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     for device in devices:
         for name in args.networks:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                future = pool.submit(measure, name, device, args.warmup, args.repeats, args.threads)
+                future = pool.submit(
+                    measure, name, device, args.warmup, args.repeats, args.threads, args.profile
+                )
                 try:
                     rows.append(future.result())
                 except Exception as err:  # report and go on with the other networks
@@ -191,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(rows)
     for line in failed:
         print("FAILED", line)
+    print(json.dumps({"networks": rows, "failed": failed}))  # the figures, on the last line
     return 1 if failed else 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 def _phantoms(root: Path, n: int, shape, spacing) -> Path:
     from mrivol.data.manifest import build_manifest
-    from mrivol.data.phantoms import generate_brats_phantoms
+    from mrivol.synth.phantoms import generate_brats_phantoms
 
     generate_brats_phantoms(root, n_cases=n, shape=shape, spacing=spacing, progress=False)
     build_manifest(layout="brats2021", root=root, out=root.parent / f"{root.name}.csv", folds=1)
@@ -37,8 +37,8 @@ def _phantoms(root: Path, n: int, shape, spacing) -> Path:
 
 def chain(manifest: Path, config: dict) -> None:
     from mrivol.data.manifest import LAYOUTS, read_manifest
-    from mrivol.engine.preprocess import set_threads
-    from mrivol.engine.preprocess_case import run_case
+    from mrivol.preprocessing.case import run_case
+    from mrivol.preprocessing.runner import set_threads
 
     set_threads(len(os.sched_getaffinity(0)))
     row = read_manifest(manifest).to_dict("records")[0]
@@ -59,7 +59,7 @@ def n4_versus_ants(manifest: Path, config: dict) -> None:
     from monai.data import MetaTensor
 
     from mrivol.data.manifest import read_manifest
-    from mrivol.engine.qc import cov, load_truth
+    from mrivol.preprocessing.qc import cov, load_truth
     from mrivol.transforms.n4_bias_field import N4BiasFieldCorrection
 
     row = read_manifest(manifest).to_dict("records")[0]
@@ -95,7 +95,7 @@ def n4_versus_ants(manifest: Path, config: dict) -> None:
 
 
 def throughput(manifest: Path, out: Path, config: dict) -> None:
-    from mrivol.engine.preprocess import preprocess_manifest
+    from mrivol.preprocessing.runner import preprocess_manifest
 
     cores = len(os.sched_getaffinity(0))
     print(f"\n== throughput, {cores} cores ==")
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=4, help="2 mm cases for the throughput")
     parser.add_argument("--skip-workers", action="store_true", help="no throughput runs")
     args = parser.parse_args()
-    from mrivol.engine.preprocess import load_preprocess_config
+    from mrivol.preprocessing.runner import load_preprocess_config
 
     out = Path(args.out)
     config = load_preprocess_config()

@@ -1,8 +1,12 @@
-"""mrivol: a MONAI-based 3D brain-MRI pipeline.
+"""mrivol: a MONAI-based 3D brain-MRI pipeline, one package per workflow stage.
 
-Subpackages follow the data flow: :mod:`mrivol.data` (phantoms, manifests, splits),
-:mod:`mrivol.transforms` (preprocessing as MONAI dictionary transforms),
-:mod:`mrivol.networks`, :mod:`mrivol.metrics` and :mod:`mrivol.engine` (running bundles).
+Pipeline order (a package imports only the ones before it): :mod:`mrivol.data` (manifests,
+layouts, splits) -> :mod:`mrivol.synth` (phantoms) -> :mod:`mrivol.transforms` ->
+:mod:`mrivol.preprocessing` -> :mod:`mrivol.planning` -> :mod:`mrivol.networks` /
+:mod:`mrivol.losses` -> :mod:`mrivol.training` -> :mod:`mrivol.inference` ->
+:mod:`mrivol.evaluation`. The libraries :mod:`mrivol.io`, :mod:`mrivol.paths` and
+:mod:`mrivol.metrics` come first (anything may use them); :mod:`mrivol.tracking` (MLflow)
+comes just before training.
 """
 
 from __future__ import annotations

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import mlflow
 import nibabel as nib
 import numpy as np
 import pytest
 
-MODALITIES = ("t1", "t1ce", "t2", "flair")
+from mrivol.data import BRATS_MODALITIES as MODALITIES
+
 # permuted-free but anisotropic, offset grid: 3 mm voxels, origin away from zero
 TINY_AFFINE = np.array(
     [[3.0, 0.0, 0.0, -60.0], [0.0, 3.0, 0.0, -70.0], [0.0, 0.0, 3.0, -40.0], [0.0, 0.0, 0.0, 1.0]]
@@ -75,7 +80,7 @@ def tiny_brats_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ad_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six one-session AD-like subjects (two per class), three stratified folds."""
-    from mrivol.data.ad_phantoms import generate_ad_phantoms
+    from mrivol.synth.ad_phantoms import generate_ad_phantoms
 
     return generate_ad_phantoms(
         tmp_path_factory.mktemp("ad"), subjects=6, sessions=1, folds=3, seed=1
@@ -93,12 +98,12 @@ AD_CLS_TINY_OVERRIDES = {
 
 
 def train_in_store(tmp_path_factory: pytest.TempPathFactory, **train_kwargs):
-    """``mrivol.engine.train(**train_kwargs)`` into a fresh MLflow store and runs folder.
+    """``mrivol.training.train(**train_kwargs)`` into a fresh MLflow store and runs folder.
 
     For module-scoped fixtures (the function-scoped ``isolated_store`` cannot serve them).
     Returns ``(TrainResult, tracking uri)``.
     """
-    from mrivol.engine import train
+    from mrivol.training import train
 
     store = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{store / 'mlflow.db'}"
@@ -109,9 +114,62 @@ def train_in_store(tmp_path_factory: pytest.TempPathFactory, **train_kwargs):
 
 
 # overrides that make the brats_seg bundle run in seconds on the tiny cases
+MULTITASK_TINY_OVERRIDES = {
+    "spacing": [3.0, 3.0, 3.0],
+    "input_size": [32, 32, 32],
+    "network_def#channels": [8, 16, 32, 64],
+}
 TINY_OVERRIDES = {
     "spacing": [3.0, 3.0, 3.0],
     "roi_size": [32, 32, 32],
     "sw_batch_size": 2,
     "cache_rate": 1.0,
 }
+
+
+# --- subprocess runs of `mrivol`, each with its own store --------------------------------
+
+
+def tiny_set_args() -> list[str]:
+    """TINY_OVERRIDES as ``mrivol train --set key=value`` arguments."""
+    args = []
+    for key, value in TINY_OVERRIDES.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def mrivol_process(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+    """``mrivol <args>`` in a subprocess, stdout and stderr together."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mrivol.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def run_mrivol(args: list[str], env: dict[str, str], timeout: float = 600) -> str:
+    """Run ``mrivol <args>`` to completion; fail the test with its output tail unless it exits 0."""
+    proc = mrivol_process(args, env)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.fixture
+def store_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a subprocess run with its own MLflow store and runs folder."""
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["MRIVOL_RUNS"] = str(tmp_path / "runs")
+    env["OMP_NUM_THREADS"] = "1"  # two processes on two cores, as torchrun sets it
+    return env
+
+
+def experiment_runs(env: dict[str, str], experiment: str = "brats_seg") -> list:
+    """The runs of ``experiment`` in the store of ``env``."""
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []

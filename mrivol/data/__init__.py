@@ -1,20 +1,21 @@
-"""Data: manifests, subject-level splits, datalists and synthetic phantoms."""
+"""Data: manifests and their layouts, file checks, subject-level splits, datalists.
+
+* :mod:`~mrivol.data.layout`: what a layout is (columns, label values), the manifest error.
+* :mod:`~mrivol.data.manifest`: the layout registry; build, read and hash manifests.
+* :mod:`~mrivol.data.t1_table`: the ``t1-table`` layout (ADNI / OASIS style scan tables).
+* :mod:`~mrivol.data.manifest_check`: open every file of a manifest and name its problems.
+* :mod:`~mrivol.data.nifti`: verified NIfTI reading and affine comparisons.
+* :mod:`~mrivol.data.splits`: subject-level folds and the leakage guard.
+* :mod:`~mrivol.data.datalist`: MONAI datalists of a manifest's fold and split.
+* :mod:`~mrivol.data.tumour_classes`: a case class from the whole-tumour volume.
+"""
 
 from __future__ import annotations
 
-from mrivol.data.ad_phantoms import (
-    AD_SEVERITY,
-    ensure_ad_manifest,
-    generate_ad_phantoms,
-    parse_class_ratio,
-    render_ad_scan,
-)
-from mrivol.data.datalist import to_datalist
+from mrivol.data.datalist import SPLITS, to_datalist
+from mrivol.data.layout import BASE_COLUMNS, BRATS_MODALITIES, Layout, ManifestError
 from mrivol.data.manifest import (
-    BASE_COLUMNS,
     LAYOUTS,
-    Layout,
-    ManifestError,
     build_manifest,
     infer_layout,
     manifest_hash,
@@ -23,13 +24,7 @@ from mrivol.data.manifest import (
     resolve_dataset_root,
 )
 from mrivol.data.manifest_check import Problem, check_manifest, format_problems
-from mrivol.data.phantoms import (
-    SEG_LABELS,
-    TISSUE_LABELS,
-    case_files,
-    generate_brats_phantoms,
-    threshold_difficulty,
-)
+from mrivol.data.nifti import affine_mismatch, load_nifti_verified
 from mrivol.data.splits import (
     DataLeakageError,
     SubjectLeakageError,
@@ -38,39 +33,39 @@ from mrivol.data.splits import (
     check_split,
     find_subject_leakage,
 )
-from mrivol.data.t1_table import T1_CLASSES, scan_t1_table
+from mrivol.data.t1_table import DIAGNOSIS_ALIASES, T1_CLASSES, TABLE_COLUMNS, scan_t1_table
+from mrivol.data.tumour_classes import tumour_class, tumour_volume_edges, tumour_volume_ml
 
 __all__ = [
-    "AD_SEVERITY",
-    "DataLeakageError",
-    "T1_CLASSES",
-    "check_split",
-    "ensure_ad_manifest",
-    "generate_ad_phantoms",
-    "parse_class_ratio",
-    "render_ad_scan",
-    "scan_t1_table",
     "BASE_COLUMNS",
+    "BRATS_MODALITIES",
+    "DIAGNOSIS_ALIASES",
+    "DataLeakageError",
     "LAYOUTS",
     "Layout",
     "ManifestError",
     "Problem",
-    "SEG_LABELS",
-    "TISSUE_LABELS",
+    "SPLITS",
     "SubjectLeakageError",
+    "T1_CLASSES",
+    "TABLE_COLUMNS",
+    "affine_mismatch",
     "assign_subject_folds",
     "build_manifest",
-    "case_files",
     "check_manifest",
     "check_no_subject_leakage",
+    "check_split",
     "find_subject_leakage",
     "format_problems",
-    "generate_brats_phantoms",
     "infer_layout",
+    "load_nifti_verified",
     "manifest_hash",
     "read_manifest",
     "read_manifest_table",
     "resolve_dataset_root",
-    "threshold_difficulty",
+    "scan_t1_table",
     "to_datalist",
+    "tumour_class",
+    "tumour_volume_edges",
+    "tumour_volume_ml",
 ]

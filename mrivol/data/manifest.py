@@ -19,15 +19,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from mrivol.data.layout import BASE_COLUMNS, BRATS_MODALITIES, Layout, ManifestError
 from mrivol.data.splits import assign_subject_folds, check_no_subject_leakage
 from mrivol.data.t1_table import T1_CLASSES, scan_t1_table
+from mrivol.io import atomic_path
 
 __all__ = [
     "BASE_COLUMNS",
@@ -42,56 +41,7 @@ __all__ = [
     "resolve_dataset_root",
 ]
 
-BASE_COLUMNS: tuple[str, ...] = ("case_id", "subject_id", "session", "fold", "dataset_root")
 _ENV_ROOT = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))(?P<rest>/.*)?$")
-
-
-class ManifestError(ValueError):
-    """A manifest cannot be built or read; the message names the manifest, case and fix."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one kind of dataset is laid out on disk and in its manifest.
-
-    Args:
-        name: registry key, e.g. ``"brats2021"``.
-        images: image columns in channel order; they become ``item["image"]``.
-        label: label-map column (a path, e.g. ``"seg"``), or ``None``.
-        label_values: voxel values allowed in the label map (checked by ``check_manifest``).
-        target: class column (a value, not a path, e.g. ``"diagnosis"``), or ``None``.
-        classes: allowed values of ``target`` in class-index order (``item["label"]`` is the
-            index), or ``None``.
-        flags: boolean columns after ``target`` (``"synthetic"``: ``1`` marks a generated or
-            augmented sample, which :func:`to_datalist` never puts in an evaluation split).
-        scan: ``scan(root, table) -> list[dict]`` finding the cases under ``root`` (``table``:
-            an optional listing file) for :func:`build_manifest`; each dict holds
-            ``case_id``, ``subject_id``, ``session``, one path relative to ``root`` per
-            image/label column and the target.
-    """
-
-    name: str
-    images: tuple[str, ...]
-    label: str | None = None
-    label_values: frozenset[int] | None = None
-    target: str | None = None
-    classes: tuple[str, ...] | None = None
-    flags: tuple[str, ...] = ()
-    scan: Callable[[Path, Path | None], list[dict[str, str]]] | None = field(
-        default=None, compare=False
-    )
-
-    @property
-    def path_columns(self) -> tuple[str, ...]:
-        """Columns holding paths relative to ``dataset_root`` (images, then the label map)."""
-        return self.images + ((self.label,) if self.label else ())
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """All manifest columns in their fixed order."""
-        return (
-            BASE_COLUMNS + self.path_columns + ((self.target,) if self.target else ()) + self.flags
-        )
 
 
 def _scan_brats2021(root: Path, table: Path | None = None) -> list[dict[str, str]]:
@@ -126,7 +76,7 @@ def _scan_brats2021(root: Path, table: Path | None = None) -> list[dict[str, str
 LAYOUTS: dict[str, Layout] = {
     "brats2021": Layout(
         name="brats2021",
-        images=("t1", "t1ce", "t2", "flair"),
+        images=BRATS_MODALITIES,
         label="seg",
         label_values=frozenset({0, 1, 2, 4}),
         scan=_scan_brats2021,
@@ -308,22 +258,6 @@ def manifest_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _write_atomic(df: pd.DataFrame, out: Path) -> None:
-    """Write ``df`` as CSV to a temp file next to ``out``, then ``os.replace`` it in place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            df.to_csv(f, index=False, lineterminator="\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, out.stat().st_mode & 0o777 if out.exists() else 0o644)  # mkstemp: 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_manifest(
     *,
     layout: str,
@@ -392,5 +326,6 @@ def build_manifest(
             os.path.relpath(root.absolute(), out.parent.absolute())
         ).as_posix()
     df = df[list(lay.columns)]
-    _write_atomic(df, out)
+    with atomic_path(out, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
     return df

@@ -12,17 +12,16 @@ Examples:
 
 from __future__ import annotations
 
-import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from mrivol.data.manifest import Layout, ManifestError, read_manifest_table, resolve_dataset_root
+from mrivol.data.nifti import affine_mismatch, load_nifti_verified
 from mrivol.data.splits import find_subject_leakage
 
 __all__ = ["Problem", "check_manifest", "format_problems"]
@@ -41,40 +40,6 @@ class Problem:
     case_id: str
     file: str
     problem: str
-
-
-def _load_nifti(path: str) -> tuple[nib.Nifti1Image, np.ndarray]:
-    """Load a NIfTI image and its voxels, reading the whole gzip stream (CRC and length).
-
-    nibabel alone stops reading at the end of the voxel data, before the gzip trailer, so a
-    corrupted byte would go unnoticed; hence the file is decompressed to EOF first.
-
-    Raises:
-        EOFError: on a truncated file; other exceptions on corrupted or non-NIfTI files.
-    """
-    if path.endswith(".gz"):
-        with gzip.open(path, "rb") as f:
-            raw = f.read()  # to EOF: gzip verifies CRC32 and size of the stream
-    else:
-        raw = Path(path).read_bytes()
-    try:
-        img = nib.Nifti1Image.from_bytes(raw)
-    except nib.spatialimages.HeaderDataError:
-        img = nib.Nifti2Image.from_bytes(raw)
-    return img, np.asanyarray(img.dataobj)
-
-
-def _affine_mismatch(a: np.ndarray, b: np.ndarray, *, atol_mm: float, atol_rot: float) -> str:
-    """Describe how two 4x4 affines differ beyond tolerance, or return ``""``."""
-    za, zb = np.linalg.norm(a[:3, :3], axis=0), np.linalg.norm(b[:3, :3], axis=0)
-    out = []
-    if np.abs(a[:3, 3] - b[:3, 3]).max() > atol_mm:
-        out.append(f"origin {np.round(a[:3, 3], 3).tolist()} vs {np.round(b[:3, 3], 3).tolist()}")
-    if np.abs(za - zb).max() > atol_mm:
-        out.append(f"spacing {np.round(za, 4).tolist()} vs {np.round(zb, 4).tolist()}")
-    if np.abs(a[:3, :3] / za - b[:3, :3] / zb).max() > atol_rot:
-        out.append("direction differs")
-    return "; ".join(out)
 
 
 def _check_case(
@@ -98,7 +63,7 @@ def _check_case(
             add("file not found")
             continue
         try:
-            img, data = _load_nifti(path)
+            img, data = load_nifti_verified(path)
         except EOFError as e:
             add(f"truncated file ({e}); re-copy or re-download it")
             continue
@@ -127,7 +92,7 @@ def _check_case(
         qform, qcode = hdr.get_qform(coded=True)
         sform, scode = hdr.get_sform(coded=True)
         if qcode and scode:
-            diff = _affine_mismatch(qform, sform, atol_mm=atol_mm, atol_rot=atol_rot)
+            diff = affine_mismatch(qform, sform, atol_mm=atol_mm, atol_rot=atol_rot)
             if diff:
                 add(
                     f"qform and sform disagree ({diff}); nibabel uses the sform and SimpleITK "
@@ -140,7 +105,7 @@ def _check_case(
         elif img.shape != ref[1]:
             add(f"shape {img.shape} differs from {ref[0]} {ref[1]}")
         else:
-            diff = _affine_mismatch(img.affine, ref[2], atol_mm=atol_mm, atol_rot=atol_rot)
+            diff = affine_mismatch(img.affine, ref[2], atol_mm=atol_mm, atol_rot=atol_rot)
             if diff:
                 add(f"affine differs from {ref[0]} ({diff}); co-register the modalities")
     return problems

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mrivol.data.layout import ManifestError
+
 __all__ = ["DIAGNOSIS_ALIASES", "T1_CLASSES", "TABLE_COLUMNS", "scan_t1_table"]
 
 #: Class names in class-index order (``item["label"]``): cognitively normal, mild cognitive
@@ -64,8 +66,6 @@ def scan_t1_table(root: Path, table: Path | None) -> list[dict[str, str]]:
             diagnosis, a missing file, a path outside ``root`` or a duplicate
             subject/session (all listed, not only the first).
     """
-    from mrivol.data.manifest import ManifestError
-
     if table is None:
         raise ManifestError(
             "layout 't1-table' reads a table: pass --table FILE.csv with columns "

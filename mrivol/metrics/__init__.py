@@ -1,75 +1,52 @@
-"""Segmentation, uncertainty and classification metrics.
+"""Segmentation, uncertainty and classification metrics (pure scoring, no training stack).
 
 * :mod:`~mrivol.metrics.brats_regions`: ET / TC / WT masks for the BraTS 2021 and 2023 labels.
 * :mod:`~mrivol.metrics.surface_distance`: DeepMind area-weighted surface distances (HD95).
 * :mod:`~mrivol.metrics.segmentation`: per-case Dice, HD95, sensitivity, specificity, volumes.
 * :mod:`~mrivol.metrics.brats_hd95_metric`: the BraTS HD95 as a MONAI cumulative metric.
 * :mod:`~mrivol.metrics.qu_brats`: the QU-BraTS uncertainty score.
+* :mod:`~mrivol.metrics.uncertainty`: entropy and mutual information of MC samples.
 * :mod:`~mrivol.metrics.classification`: accuracy, per-class scores, ROC-AUC, reports.
+* :mod:`~mrivol.metrics.balanced_accuracy`: balanced accuracy as an ignite metric.
+
+Importing the package loads neither torch's training stack nor MLflow: public names load
+their module on first use (:mod:`mrivol.lazy`).
 """
 
 from __future__ import annotations
 
-from mrivol.metrics.brats_hd95_metric import BratsHD95Metric
-from mrivol.metrics.brats_regions import (
-    BRATS2021_MAX_HD95,
-    BRATS2023_MAX_HD95,
-    BRATS_CONVENTIONS,
-    BRATS_REGIONS,
-    brats_region_masks,
-    default_max_hd95,
-)
-from mrivol.metrics.classification import (
-    ClassificationReport,
-    classification_report,
-    confusion_matrix,
-    roc_auc_ovr,
-    write_classification_report,
-)
-from mrivol.metrics.qu_brats import (
-    DEFAULT_QU_THRESHOLDS,
-    QUBraTSResult,
-    qu_brats_region,
-    qu_brats_report,
-    rescale_uncertainty,
-)
-from mrivol.metrics.segmentation import (
-    binary_segmentation_metrics,
-    dice_score,
-    hd95_mm,
-    segmentation_report,
-)
-from mrivol.metrics.surface_distance import (
-    SurfaceDistances,
-    compute_robust_hausdorff,
-    compute_surface_distances,
-    neighbour_code_to_surface_area,
-)
+from mrivol.lazy import lazy_exports
 
-__all__ = [
-    "BRATS2021_MAX_HD95",
-    "BRATS2023_MAX_HD95",
-    "BRATS_CONVENTIONS",
-    "BRATS_REGIONS",
-    "DEFAULT_QU_THRESHOLDS",
-    "BratsHD95Metric",
-    "ClassificationReport",
-    "QUBraTSResult",
-    "SurfaceDistances",
-    "binary_segmentation_metrics",
-    "brats_region_masks",
-    "classification_report",
-    "compute_robust_hausdorff",
-    "compute_surface_distances",
-    "confusion_matrix",
-    "default_max_hd95",
-    "dice_score",
-    "hd95_mm",
-    "neighbour_code_to_surface_area",
-    "qu_brats_region",
-    "qu_brats_report",
-    "rescale_uncertainty",
-    "roc_auc_ovr",
-    "segmentation_report",
-    "write_classification_report",
-]
+_EXPORTS = {
+    "BalancedAccuracy": "balanced_accuracy",
+    "BratsHD95Metric": "brats_hd95_metric",
+    "BRATS2021_MAX_HD95": "brats_regions",
+    "BRATS2023_MAX_HD95": "brats_regions",
+    "BRATS_CONVENTIONS": "brats_regions",
+    "BRATS_REGIONS": "brats_regions",
+    "brats_region_masks": "brats_regions",
+    "default_max_hd95": "brats_regions",
+    "ClassificationReport": "classification",
+    "classification_report": "classification",
+    "confusion_matrix": "classification",
+    "roc_auc_ovr": "classification",
+    "write_classification_report": "classification",
+    "DEFAULT_QU_THRESHOLDS": "qu_brats",
+    "QUBraTSResult": "qu_brats",
+    "qu_brats_region": "qu_brats",
+    "qu_brats_report": "qu_brats",
+    "rescale_uncertainty": "qu_brats",
+    "binary_segmentation_metrics": "segmentation",
+    "dice_score": "segmentation",
+    "hd95_mm": "segmentation",
+    "segmentation_report": "segmentation",
+    "SurfaceDistances": "surface_distance",
+    "compute_robust_hausdorff": "surface_distance",
+    "compute_surface_distances": "surface_distance",
+    "neighbour_code_to_surface_area": "surface_distance",
+    "LN2": "uncertainty",
+    "binary_entropy": "uncertainty",
+    "predictive_uncertainty": "uncertainty",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -16,9 +16,8 @@ match it; scikit-learn is only a test reference, not a runtime dependency:
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from mrivol.io import atomic_path
+from mrivol.io import save_figure_atomic, write_csv_atomic
 
 __all__ = [
     "ClassificationReport",
@@ -249,50 +248,31 @@ def classification_report(
     )
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write`` on a temporary file in the same folder, then rename it over ``path``."""
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        write(tmp)
+def _plot_confusion(report: ClassificationReport, title: str, path: Path) -> None:
+    from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
 
-
-def _write_csv(rows: list[dict[str, Any]]) -> Callable[[Path], None]:
-    def write(p: Path) -> None:
-        with open(p, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-
-    return write
-
-
-def _plot_confusion(report: ClassificationReport, title: str) -> Callable[[Path], None]:
-    def write(p: Path) -> None:
-        from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
-
-        cm = report.confusion
-        k = cm.shape[0]
-        fig = Figure(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k), dpi=120)
-        ax = fig.add_subplot()
-        im = ax.imshow(cm, cmap="Blues")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set(
-            xticks=range(k),
-            yticks=range(k),
-            xticklabels=report.class_names,
-            yticklabels=report.class_names,
-            xlabel="predicted",
-            ylabel="true",
-            title=title,
-        )
-        threshold = cm.max() / 2 if cm.size else 0
-        for i in range(k):
-            for j in range(k):
-                color = "white" if cm[i, j] > threshold else "black"
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
-        fig.tight_layout()
-        fig.savefig(p, format="png")
-
-    return write
+    cm = report.confusion
+    k = cm.shape[0]
+    fig = Figure(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k), dpi=120)
+    ax = fig.add_subplot()
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xticklabels=report.class_names,
+        yticklabels=report.class_names,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(k):
+        for j in range(k):
+            color = "white" if cm[i, j] > threshold else "black"
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, format="png")
 
 
 def write_classification_report(
@@ -337,8 +317,8 @@ def write_classification_report(
         {"true": name, **{f"pred_{c}": int(v) for c, v in zip(names, row, strict=True)}}
         for name, row in zip(names, report.confusion, strict=True)
     ]
-    _atomic_write(paths["summary"], _write_csv(summary_rows))
-    _atomic_write(paths["per_class"], _write_csv(report.per_class_rows()))
-    _atomic_write(paths["confusion_csv"], _write_csv(cm_rows))
-    _atomic_write(paths["confusion_png"], _plot_confusion(report, f"{prefix}confusion matrix"))
+    write_csv_atomic(summary_rows, paths["summary"])
+    write_csv_atomic(report.per_class_rows(), paths["per_class"])
+    write_csv_atomic(cm_rows, paths["confusion_csv"])
+    _plot_confusion(report, f"{prefix}confusion matrix", paths["confusion_png"])
     return paths

@@ -6,7 +6,7 @@ Machine Learning 28, 1997; the encoder-decoder is a residual U-Net after Ronnebe
 MICCAI 2015, and Kerfoot et al., STACOM 2018, built from MONAI's ``ResidualUnit`` and
 ``Convolution`` blocks). MONAI's ``UNet`` does not expose its bottleneck, hence this module.
 Encoder parameters live under ``encoder.`` so transfer learning can load and freeze them
-(:mod:`mrivol.engine.transfer_learning`).
+(:mod:`mrivol.training.transfer_learning`).
 
 Examples:
     >>> net = MultiTaskUNet(in_channels=4, seg_channels=3, num_classes=2, channels=(8, 16, 32))
@@ -23,7 +23,7 @@ import torch
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
-__all__ = ["MultiTaskLoss", "MultiTaskUNet"]
+__all__ = ["MultiTaskUNet"]
 
 
 class MultiTaskUNet(nn.Module):
@@ -113,36 +113,3 @@ class MultiTaskUNet(nn.Module):
         for up, dec, skip in zip(self.up, self.decoder, reversed(skips[:-1]), strict=True):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.seg_head(x), logits
-
-
-class MultiTaskLoss(nn.Module):
-    """Weighted sum ``seg_weight * seg_loss(seg, mask) + cls_weight * CE(logits, class)``.
-
-    Takes the network's ``(seg, logits)`` and a target ``(mask, class)`` (the bundle's
-    ``prepare_batch`` builds it).
-
-    Args:
-        seg_loss: segmentation loss, e.g. MONAI ``DiceCELoss(sigmoid=True)``.
-        seg_weight: weight of the segmentation term.
-        cls_weight: weight of the classification term.
-        class_weights: optional cross-entropy class weights (K,).
-    """
-
-    def __init__(
-        self,
-        *,
-        seg_loss: nn.Module,
-        seg_weight: float = 1.0,
-        cls_weight: float = 0.5,
-        class_weights: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        self.seg_loss = seg_loss
-        self.ce = nn.CrossEntropyLoss(weight=class_weights)
-        self.seg_weight, self.cls_weight = float(seg_weight), float(cls_weight)
-
-    def forward(self, pred: Sequence[torch.Tensor], target: Sequence[torch.Tensor]) -> torch.Tensor:
-        seg, logits = pred
-        mask, label = target
-        ce = self.ce(logits, torch.as_tensor(label, device=logits.device).long().reshape(-1))
-        return self.seg_weight * self.seg_loss(seg, mask) + self.cls_weight * ce

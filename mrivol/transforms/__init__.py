@@ -1,7 +1,9 @@
-"""Preprocessing and label transforms as MONAI dictionary transforms.
+"""Every mrivol MONAI transform: preprocessing, labels, and inference outputs; one per file.
 
 Array transforms hold the logic; each ``...d`` is a thin ``MapTransform`` wrapper. Registration
-and bias correction run on SimpleITK; skull stripping has pluggable backends.
+and bias correction run on SimpleITK; skull stripping has pluggable backends. Inference outputs
+(:class:`SplitMcOutputd`, :class:`SaveRegionMapsd`) and the multi-task class target
+(:class:`TumourVolumeClassd`) are dictionary transforms too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mrivol.transforms.register_to_template import (
     RegisterToTemplated,
     load_template,
 )
+from mrivol.transforms.save_region_maps import SaveRegionMapsd, region_map_path
 from mrivol.transforms.skull_strip import (
     SKULL_STRIP_BACKENDS,
     SkullStrip,
@@ -22,6 +25,8 @@ from mrivol.transforms.skull_strip import (
     deepbet_mask,
     threshold_mask,
 )
+from mrivol.transforms.split_mc_output import SplitMcOutputd
+from mrivol.transforms.tumour_volume_class import TumourVolumeClassd
 
 __all__ = [
     "SKULL_STRIP_BACKENDS",
@@ -34,10 +39,14 @@ __all__ = [
     "RealScansOnlyd",
     "RegisterToTemplate",
     "RegisterToTemplated",
+    "SaveRegionMapsd",
     "SkullStrip",
     "SkullStripd",
+    "SplitMcOutputd",
+    "TumourVolumeClassd",
     "deepbet_mask",
     "load_template",
+    "region_map_path",
     "threshold_mask",
     "transform_to_ras_matrix",
 ]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mrivol.data import to_datalist
-from mrivol.engine import bundle_dir
+from mrivol.paths import bundle_dir
 from tests.conftest import AD_CLS_TINY_OVERRIDES, train_in_store
 
 BUNDLE = bundle_dir("ad_cls")
@@ -43,7 +43,10 @@ def test_per_class_metrics_logged_each_epoch(trained):
         history = client.get_metric_history(result.run_id, key)
         assert len(history) == 2, key
         assert all(0.0 <= m.value <= 1.0 for m in history)
-    assert metrics["val_accuracy"] >= 0.0 and "train_loss" in metrics
+    n_val = int(client.get_run(result.run_id).data.params["n_val"])
+    correct = metrics["val_accuracy"] * n_val  # a share of the validation scans
+    assert correct == pytest.approx(round(correct), abs=1e-6) and 0 <= round(correct) <= n_val
+    assert "train_loss" in metrics
 
 
 def test_best_epoch_report_matches_logged_balanced_accuracy(trained):

@@ -13,16 +13,14 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor
 
-from mrivol.data.tumour_classes import TumourVolumeClassd, tumour_class, tumour_volume_edges
-from mrivol.engine import bundle_dir
 from mrivol.networks import MultiTaskUNet
-from tests.conftest import train_in_store
+from mrivol.paths import bundle_dir
+from tests.conftest import MULTITASK_TINY_OVERRIDES, train_in_store
 
 BUNDLE = bundle_dir("brats_multitask")
-CHANNELS = [8, 16, 32, 64]
-TINY = {"spacing": [3.0, 3.0, 3.0], "input_size": [32, 32, 32], "network_def#channels": CHANNELS}
+TINY = MULTITASK_TINY_OVERRIDES
+CHANNELS = TINY["network_def#channels"]
 
 
 @pytest.fixture(scope="module")
@@ -66,30 +64,3 @@ def test_freeze_phase_leaves_encoder_bit_identical(trained, pretrained):
     assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
     heads = [k for k in before if k.startswith(("cls_head.", "seg_head."))]
     assert any(not torch.equal(before[k], after[k]) for k in heads)  # the heads did train
-
-
-@pytest.mark.parametrize(
-    ("volume", "edges", "expected"),
-    [(0.5, [1.0, 2.0], 0), (1.5, [1.0, 2.0], 1), (9.0, [1.0, 2.0], 2), (1.0, [1.0, 2.0], 1)],
-    ids=["small", "medium", "large", "on-edge-goes-up"],
-)
-def test_tumour_class_buckets(volume, edges, expected):
-    assert tumour_class(volume, edges) == expected
-
-
-def test_volume_class_transform_counts_whole_tumour_in_ml():
-    label = torch.zeros(3, 10, 10, 10)
-    label[1, :5, :4] = 1  # WT channel: 200 voxels of 2 mm^3 = 1.6 mL
-    label = MetaTensor(label, affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
-    assert TumourVolumeClassd(edges=[1.0, 2.0])({"label": label})["class"] == 1
-    assert TumourVolumeClassd(edges=[1.0, 1.5])({"label": label})["class"] == 2
-
-
-def test_edges_are_training_terciles(tiny_brats_manifest):
-    from mrivol.data import to_datalist
-
-    train_items = to_datalist(tiny_brats_manifest, fold=0, split="train")
-    edges = tumour_volume_edges(train_items, num_classes=3)
-    assert len(edges) == 2 and edges[0] <= edges[1] and edges[0] > 0
-    with pytest.raises(ValueError, match="at least that many"):
-        tumour_volume_edges(train_items[:2], num_classes=3)

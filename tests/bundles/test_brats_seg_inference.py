@@ -20,10 +20,11 @@ import torch
 from monai.bundle import ConfigParser
 from scipy import ndimage
 
-from mrivol.engine import bundle_dir, infer
-from mrivol.engine.evaluation import evaluate
-from mrivol.engine.seg_evaluation import evaluate_segmentations
+from mrivol.evaluation.evaluate import evaluate
+from mrivol.evaluation.seg_evaluation import evaluate_segmentations
+from mrivol.inference import infer
 from mrivol.metrics import brats_region_masks, dice_score
+from mrivol.paths import bundle_dir
 from tests.conftest import MODALITIES, TINY_OVERRIDES, train_in_store, write_tiny_brats_case
 
 MC_SAMPLES = 6

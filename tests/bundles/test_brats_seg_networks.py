@@ -13,8 +13,9 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from mrivol.engine import available_networks, bundle_dir, config_files
-from mrivol.engine.planning import plan_manifest
+from mrivol.paths import bundle_dir
+from mrivol.planning.plans import plan_manifest
+from mrivol.training import available_networks, config_files
 
 NETWORKS = ["unet", "agms3d", "dynunet", "unetr", "swin_unetr"]
 

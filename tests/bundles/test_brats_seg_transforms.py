@@ -9,7 +9,7 @@ from monai.bundle import ConfigParser
 from monai.transforms import Compose
 
 from mrivol.data import to_datalist
-from mrivol.engine import config_files
+from mrivol.training import config_files
 
 
 @pytest.fixture(scope="module")

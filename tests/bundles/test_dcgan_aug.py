@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from mrivol.data import DataLeakageError, read_manifest, to_datalist
-from mrivol.engine import bundle_dir
-from mrivol.engine.gan_samples import minority_items
+from mrivol.paths import bundle_dir
+from mrivol.training.gan_samples import minority_items
 from tests.conftest import AD_CLS_TINY_OVERRIDES, train_in_store
 
 BUNDLE = bundle_dir("dcgan_aug")
@@ -81,27 +81,9 @@ def test_gan_losses_and_sample_grid_logged(trained):
     assert {"samples.png", "manifest.csv", "config.yaml"} <= artifacts
 
 
-@pytest.mark.parametrize(
-    ("labels", "class_index", "expected"),
-    [([0, 0, 0, 1, 1, 2], None, 2), ([0, 1, 1, 2, 2], None, 0), ([0, 0, 1, 2], 0, 0)],
-    ids=["rarest-last", "rarest-first", "explicit"],
-)
-def test_minority_items_picks_the_rarest_real_class(labels, class_index, expected):
-    datalist = [{"label": c, "synthetic": False} for c in labels]
-    datalist += [{"label": expected, "synthetic": True}] * 5  # never counted nor returned
-    items, k = minority_items(datalist, class_index=class_index)
-    assert k == expected and len(items) == labels.count(expected)
-    assert not any(i["synthetic"] for i in items)
-
-
-def test_minority_items_names_missing_class():
-    with pytest.raises(ValueError, match="no training scan of class 2"):
-        minority_items([{"label": 0}, {"label": 1}], class_index=2)
-
-
 def test_gan_trains_on_training_split_minority_only(tiny_ad_manifest):
     train_ids = {i["case_id"] for i in to_datalist(tiny_ad_manifest, fold=0, split="train")}
-    items, _ = minority_items(to_datalist(tiny_ad_manifest, fold=0, split="train"), class_index=2)
+    items = minority_items(to_datalist(tiny_ad_manifest, fold=0, split="train"), class_index=2)
     df = pd.read_csv(tiny_ad_manifest, dtype=str)
     val_ids = set(df.loc[df["fold"] == "0", "case_id"])
     assert {i["case_id"] for i in items} <= train_ids and not {

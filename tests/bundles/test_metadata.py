@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mrivol.engine import project_root
+from mrivol.paths import project_root
 
 BUNDLES = sorted(
     p.parent.parent.name for p in project_root().glob("bundles/*/configs/metadata.json")

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mrivol.networks import (
-    DCGANDiscriminator3D,
-    DCGANGenerator3D,
-    DiffAugment3D,
-    DiscriminatorLoss,
-    GeneratorLoss,
-)
+from mrivol.losses import DiffAugment3D, DiscriminatorLoss, GeneratorLoss
+from mrivol.networks import DCGANDiscriminator3D, DCGANGenerator3D
 
 
 @pytest.mark.parametrize(

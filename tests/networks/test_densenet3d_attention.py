@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from mrivol.networks import DenseNet3DAttention, mc_predict, sinusoidal_position_encoding_3d
+from mrivol.inference import mc_predict
+from mrivol.networks import DenseNet3DAttention, sinusoidal_position_encoding_3d
 
 TINY = {
     "block_layers": (2, 2),

@@ -11,7 +11,7 @@ import pytest
 import torch
 from monai.networks.nets import UNETR, SwinUNETR
 
-from mrivol.networks import enable_mc_dropout, mc_predict
+from mrivol.inference import enable_mc_dropout, mc_predict
 
 
 def _dropout_rates(net: torch.nn.Module) -> set[float]:

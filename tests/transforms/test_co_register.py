@@ -10,8 +10,8 @@ import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
 
-from mrivol.data.phantom_render import rotation_matrix
-from mrivol.engine.qc import world_points
+from mrivol.preprocessing.qc import world_points
+from mrivol.synth.phantom_render import rotation_matrix
 from mrivol.transforms.co_register import CoRegister, CoRegisterd, transform_to_ras_matrix
 from mrivol.transforms.sitk_bridge import LPS, from_sitk, to_sitk
 from tests.transforms.test_skull_strip import files, load, make_phantom

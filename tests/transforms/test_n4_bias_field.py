@@ -9,7 +9,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from mrivol.engine.qc import cov
+from mrivol.preprocessing.qc import cov
 from mrivol.transforms.n4_bias_field import N4BiasFieldCorrection, N4BiasFieldCorrectiond
 from tests.transforms.test_skull_strip import files, load, make_phantom
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from mrivol.engine.qc import world_points
+from mrivol.preprocessing.qc import world_points
 from mrivol.transforms.register_to_template import RegisterToTemplated, load_template
 from tests.transforms.test_skull_strip import files, load, make_phantom
 

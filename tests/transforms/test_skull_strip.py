@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from mrivol.engine.qc import dice
+from mrivol.metrics import dice_score as dice
 from mrivol.transforms.skull_strip import SkullStrip, SkullStripd
 
 SHAPE, SPACING = (64, 64, 52), (3.0, 3.0, 3.0)
@@ -18,7 +18,7 @@ SHAPE, SPACING = (64, 64, 52), (3.0, 3.0, 3.0)
 
 def make_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One 3 mm phantom case, generated once per session (later calls find it complete)."""
-    from mrivol.data.phantoms import generate_brats_phantoms
+    from mrivol.synth.phantoms import generate_brats_phantoms
 
     root = tmp_path_factory.getbasetemp() / "phantom_3mm"
     return generate_brats_phantoms(root, n_cases=1, shape=SHAPE, spacing=SPACING,

@@ -1,0 +1,56 @@
+"""``mrivol evaluate`` and ``mrivol evaluate-seg``: the evaluation stage's commands."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mrivol.evaluation.evaluate import evaluate
+    from mrivol.training.workflow import default_network
+
+    metrics = evaluate(
+        bundle=args.bundle,
+        run=args.run,
+        data=args.data,
+        out=args.out,
+        mc_samples=args.mc_samples,
+        net=args.net or default_network(args.bundle),
+        fold=args.fold,
+    )
+    for name, value in sorted(metrics.items()):
+        print(f"{name:>20s}  {value:.4f}")
+    return 0
+
+
+def cmd_evaluate_seg(args: argparse.Namespace) -> int:
+    from mrivol.evaluation.seg_evaluation import main_evaluate_seg
+
+    return main_evaluate_seg(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``evaluate`` and ``evaluate-seg`` to the ``mrivol`` parser."""
+    from mrivol.evaluation.seg_evaluation import add_evaluate_seg_arguments
+    from mrivol.training.cli import add_bundle_arguments
+
+    p = sub.add_parser(
+        "evaluate", help="evaluate a run on its validation fold; log to the same run"
+    )
+    p.set_defaults(func=cmd_evaluate)
+    add_bundle_arguments(p)
+    p.add_argument("--run", required=True, help="MLflow run id or checkpoint file")
+    p.add_argument("--data", default=None, help="manifest (default: the run's own)")
+    p.add_argument("--out", default=None, help="report directory")
+    p.add_argument(
+        "--mc-samples",
+        type=int,
+        default=10,
+        help="MC-dropout samples of the uncertainty maps (default 10; 1: none, faster)",
+    )
+
+    p = sub.add_parser("evaluate-seg", help="BraTS Dice / HD95 / QU-BraTS of predictions")
+    p.set_defaults(func=cmd_evaluate_seg)
+    add_evaluate_seg_arguments(p)

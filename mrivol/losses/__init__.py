@@ -1,0 +1,23 @@
+"""Loss terms beyond MONAI's: deep supervision, multi-task, adversarial, class weights.
+
+* :mod:`~mrivol.losses.deep_supervision`: a loss over stacked deep-supervision outputs.
+* :mod:`~mrivol.losses.multitask`: segmentation + weighted cross-entropy.
+* :mod:`~mrivol.losses.adversarial`: DCGAN generator / discriminator losses, DiffAugment.
+* :mod:`~mrivol.losses.class_weights`: inverse-frequency class weights.
+"""
+
+from __future__ import annotations
+
+from mrivol.losses.adversarial import DiffAugment3D, DiscriminatorLoss, GeneratorLoss
+from mrivol.losses.class_weights import inverse_frequency_weights
+from mrivol.losses.deep_supervision import StackedDeepSupervisionLoss
+from mrivol.losses.multitask import MultiTaskLoss
+
+__all__ = [
+    "DiffAugment3D",
+    "DiscriminatorLoss",
+    "GeneratorLoss",
+    "MultiTaskLoss",
+    "StackedDeepSupervisionLoss",
+    "inverse_frequency_weights",
+]

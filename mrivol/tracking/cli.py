@@ -1,0 +1,57 @@
+"""``mrivol compare``, ``mrivol mlflow-ui`` and ``mrivol mlflow-server``: the tracking commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+__all__ = ["register"]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mrivol.tracking.compare import main_compare
+
+    return main_compare(args)
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from mrivol.paths import project_root
+    from mrivol.tracking import default_tracking_uri, runs_url
+
+    uri = default_tracking_uri()
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}")
+    for exp in mlflow.MlflowClient(uri).search_experiments():
+        if exp.name != "Default":
+            print(f"  {exp.name}: {runs_url(exp.experiment_id, host=args.host, port=args.port)}")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    return subprocess.call(cmd, cwd=project_root(), env=os.environ.copy())
+
+
+def cmd_mlflow_server(args: argparse.Namespace) -> int:
+    from mrivol.tracking.server import serve
+
+    return serve(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``compare``, ``mlflow-ui`` and ``mlflow-server`` to the ``mrivol`` parser."""
+    from mrivol.tracking.compare import add_compare_arguments
+    from mrivol.tracking.server import SERVER_HELP, add_server_arguments
+
+    p = sub.add_parser("compare", help="table and chart of an experiment's runs")
+    p.set_defaults(func=cmd_compare)
+    add_compare_arguments(p)
+
+    p = sub.add_parser("mlflow-ui", help="serve the MLflow UI of the local tracking store")
+    p.set_defaults(func=cmd_mlflow_ui)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+
+    p = sub.add_parser("mlflow-server", help=SERVER_HELP)
+    p.set_defaults(func=cmd_mlflow_server)
+    add_server_arguments(p)
