@@ -4,6 +4,8 @@
 * :mod:`~mrivol.metrics.surface_distance`: DeepMind area-weighted surface distances (HD95).
 * :mod:`~mrivol.metrics.segmentation`: per-case Dice, HD95, sensitivity, specificity, volumes.
 * :mod:`~mrivol.metrics.brats_hd95_metric`: the BraTS HD95 as a MONAI cumulative metric.
+* :mod:`~mrivol.metrics.lesionwise`, :mod:`~mrivol.metrics.lesionwise_rules`: BraTS 2023 / 2024
+  lesion-wise Dice and HD95, presets per challenge.
 * :mod:`~mrivol.metrics.qu_brats`: the QU-BraTS uncertainty score.
 * :mod:`~mrivol.metrics.uncertainty`: entropy and mutual information of MC samples.
 * :mod:`~mrivol.metrics.classification`: accuracy, per-class scores, ROC-AUC, reports.
@@ -18,6 +20,14 @@ from __future__ import annotations
 from mrivol.lazy import lazy_exports
 
 _EXPORTS = {
+    "LESIONWISE_PRESETS": "lesionwise_rules",
+    "LesionwiseRegion": "lesionwise_rules",
+    "LesionwiseRules": "lesionwise_rules",
+    "lesionwise_preset": "lesionwise_rules",
+    "LesionScore": "lesionwise",
+    "LesionwiseResult": "lesionwise",
+    "lesionwise_region": "lesionwise",
+    "lesionwise_report": "lesionwise",
     "BalancedAccuracy": "balanced_accuracy",
     "BratsHD95Metric": "brats_hd95_metric",
     "BRATS2021_MAX_HD95": "brats_regions",

@@ -33,6 +33,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 __all__ = [
+    "check_spacing",
     "SurfaceDistances",
     "compute_robust_hausdorff",
     "compute_surface_distances",
@@ -93,13 +94,20 @@ def neighbour_code_to_surface_area(spacing_mm: Any) -> np.ndarray:
         >>> float(neighbour_code_to_surface_area((1.0, 1.0, 1.0))[0b00001111])
         1.0
     """
-    return _area_table(_check_spacing(spacing_mm))
+    return _area_table(check_spacing(spacing_mm))
 
 
-def _check_spacing(spacing_mm: Any) -> tuple[float, float, float]:
+def check_spacing(spacing_mm: Any, *, where: str = "spacing_mm") -> tuple[float, float, float]:
+    """``spacing_mm`` as three positive floats (mm).
+
+    Raises:
+        ValueError: not three finite positive numbers; the message starts with ``where``.
+    """
     spacing = tuple(float(s) for s in np.ravel(np.asarray(spacing_mm, dtype=np.float64)))
     if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"spacing_mm must be three positive numbers (mm), got {spacing_mm!r}.")
+        raise ValueError(
+            f"{where}: spacing must be three positive numbers (mm), got {spacing_mm!r}."
+        )
     return spacing  # type: ignore[return-value]
 
 
@@ -142,7 +150,7 @@ def compute_surface_distances(mask_gt: Any, mask_pred: Any, spacing_mm: Any) -> 
             f"Masks must be 3D with the same shape, got {gt.shape} (truth) and "
             f"{pred.shape} (prediction)."
         )
-    spacing = _check_spacing(spacing_mm)
+    spacing = check_spacing(spacing_mm)
     empty = np.array([], dtype=np.float64)
     union = gt | pred
     if not union.any():
