@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from mrivol.io import write_csv_atomic
-from mrivol.metrics import qu_brats_report, rescale_uncertainty, segmentation_report
+from mrivol.metrics import (
+    lesionwise_preset,
+    lesionwise_report,
+    qu_brats_report,
+    rescale_uncertainty,
+    segmentation_report,
+)
 from mrivol.metrics.uncertainty import LN2
 
 __all__ = [
@@ -41,11 +47,15 @@ __all__ = [
     "check_same_grid",
     "evaluate_segmentations",
     "find_ground_truth",
+    "find_prediction",
     "main_evaluate_seg",
     "summarise",
 ]
 
 _SEG = "_seg.nii.gz"
+#: How predictions may be named, first match wins: mrivol's, a BraTS 2023+ submission, the
+#: BraTS 2023 truth style (nnU-Net prediction folders use the submission name too).
+PREDICTION_NAMES = ("{case}_seg.nii.gz", "{case}.nii.gz", "{case}-seg.nii.gz")
 #: QU-BraTS map names per region, in the order they are looked for.
 _UNC_NAMES = {"ET": ("et", "enhance"), "TC": ("tc", "core"), "WT": ("wt", "whole")}
 
@@ -69,6 +79,7 @@ class SegEvaluation:
     summary: list[dict[str, Any]]
     failed: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
+    naming: dict[str, int] = field(default_factory=dict)  # prediction name rule -> cases
 
 
 def find_ground_truth(gt_dir: str | Path) -> dict[str, Path]:
@@ -81,14 +92,27 @@ def find_ground_truth(gt_dir: str | Path) -> dict[str, Path]:
     if not gt_dir.is_dir():
         raise FileNotFoundError(f"ground-truth folder {gt_dir} does not exist")
     found = {p.name[: -len(_SEG)]: p for p in sorted(gt_dir.glob(f"*{_SEG}"))}
-    for p in sorted(gt_dir.glob(f"*/*{_SEG}")):
-        if p.name == f"{p.parent.name}{_SEG}":
-            found.setdefault(p.parent.name, p)
+    for suffix in (_SEG, "-seg.nii.gz"):  # BraTS 2021 and BraTS 2023+ case folders
+        for p in sorted(gt_dir.glob(f"*/*{suffix}")):
+            if p.name == f"{p.parent.name}{suffix}":
+                found.setdefault(p.parent.name, p)
+    if not found:  # an nnU-Net labelsTr folder: <case>.nii.gz
+        found = {p.name[: -len(".nii.gz")]: p for p in sorted(gt_dir.glob("*.nii.gz"))}
     if not found:
         raise FileNotFoundError(
-            f"no ground truth in {gt_dir}: expected <case>{_SEG} or <case>/<case>{_SEG}"
+            f"no ground truth in {gt_dir}: expected <case>{_SEG}, <case>/<case>{_SEG}, "
+            "<case>/<case>-seg.nii.gz (BraTS 2023+) or <case>.nii.gz (nnU-Net labelsTr)"
         )
     return found
+
+
+def find_prediction(pred_dir: Path, case: str) -> tuple[Path, str] | None:
+    """The prediction of ``case`` and the :data:`PREDICTION_NAMES` rule it matched, or ``None``."""
+    for rule in PREDICTION_NAMES:
+        path = pred_dir / rule.format(case=case)
+        if path.is_file():
+            return path, rule
+    return None
 
 
 def check_same_grid(
@@ -142,7 +166,14 @@ def _uncertainty_maps(pred_dir: Path, case: str) -> tuple[dict[str, np.ndarray],
 
 
 def _evaluate_case(
-    case: str, pred_path: Path, gt_path: Path, *, labels: str, atol: float, max_hd95: float | None
+    case: str,
+    pred_path: Path,
+    gt_path: Path,
+    *,
+    labels: str,
+    atol: float,
+    max_hd95: float | None,
+    challenge: str | None = None,
 ) -> list[dict[str, Any]]:
     pred_img, gt_img = nib.load(pred_path), nib.load(gt_path)
     check_same_grid(pred_img, gt_img, case=case, pred_path=pred_path, gt_path=gt_path, atol=atol)
@@ -168,7 +199,26 @@ def _evaluate_case(
                 qu_auc_ftn=q["auc_ftn"],
                 qu_score=q["score"],
             )
+    if challenge is not None:
+        rows = _with_lesionwise(rows, pred, truth, spacing, challenge, case)
     return rows
+
+
+def _with_lesionwise(
+    rows: list[dict[str, Any]],
+    pred: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, ...],
+    challenge: str,
+    case: str,
+) -> list[dict[str, Any]]:
+    """The legacy rows with the lesion-wise columns (region names lower case); the rules'
+    regions without a legacy row (2024: NETC, SNFH, RC, ...) get rows of their own."""
+    legacy = {r["region"].lower(): {**r, "region": r["region"].lower()} for r in rows}
+    lesionwise = lesionwise_report(pred, truth, spacing=spacing, rules=challenge, case_id=case)
+    for row in lesionwise:
+        legacy.setdefault(row["region"], {"case": case, "region": row["region"]}).update(row)
+    return list(legacy.values())
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -199,6 +249,7 @@ def evaluate_segmentations(
     atol: float = 1e-3,
     max_hd95: float | None = None,
     boxplot: bool = True,
+    challenge: str | None = None,
 ) -> SegEvaluation:
     """Evaluate every ground-truth case; write the per-case CSV, summary CSV and box plot.
 
@@ -214,6 +265,10 @@ def evaluate_segmentations(
         atol: affine tolerance (mm) of the grid check.
         max_hd95: HD95 when one mask is empty (``None``: the convention's value).
         boxplot: write the box-plot PNG.
+        challenge: lesion-wise rules (:data:`mrivol.metrics.LESIONWISE_PRESETS`, e.g.
+            ``"BraTS-GLI"`` for the 2023 rules, ``"BraTS-GLI-2024"``): adds
+            ``lesionwise_dice``, ``lesionwise_hd95``, ``num_tp``, ``num_fp``, ``num_fn`` to
+            every row (region names lower case); ``None``: the legacy metrics only.
 
     Returns:
         A :class:`SegEvaluation`.
@@ -222,6 +277,8 @@ def evaluate_segmentations(
         FileNotFoundError: if ``pred_dir`` or the ground truth folder does not exist.
     """
     pred_dir, out = Path(pred_dir), Path(out)
+    if challenge is not None:
+        lesionwise_preset(challenge)  # an unknown name fails before any case
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
     truth = (
@@ -231,14 +288,24 @@ def evaluate_segmentations(
     )
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
+    result_rules: dict[str, int] = dict.fromkeys(PREDICTION_NAMES, 0)
     for case, gt_path in sorted(truth.items()):
-        pred_path = pred_dir / f"{case}{_SEG}"
-        if not pred_path.is_file():
-            failed[case] = f"case {case!r}: no prediction {pred_path}"
+        found = find_prediction(pred_dir, case)
+        if found is None:
+            names = ", ".join(rule.format(case=case) for rule in PREDICTION_NAMES)
+            failed[case] = f"case {case!r}: no prediction in {pred_dir} (looked for {names})"
             continue
+        pred_path, rule = found
+        result_rules[rule] += 1
         try:
             rows += _evaluate_case(
-                case, pred_path, gt_path, labels=labels, atol=atol, max_hd95=max_hd95
+                case,
+                pred_path,
+                gt_path,
+                labels=labels,
+                atol=atol,
+                max_hd95=max_hd95,
+                challenge=challenge,
             )
         except (ValueError, OSError, EOFError) as err:
             failed[case] = str(err)
@@ -247,6 +314,7 @@ def evaluate_segmentations(
         if case not in truth:
             failed[case] = f"case {case!r}: prediction {p} has no ground truth"
     result = SegEvaluation(rows=rows, summary=summarise(rows), failed=failed)
+    result.naming = {rule: n for rule, n in result_rules.items() if n}
     stem = out.name.removesuffix(".csv")
     result.outputs["cases"] = write_csv_atomic(rows, out)
     result.outputs["summary"] = write_csv_atomic(
@@ -263,15 +331,27 @@ def evaluate_segmentations(
 
 def add_evaluate_seg_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``mrivol evaluate-seg`` options to ``parser``; returns it."""
-    parser.add_argument("--pred", required=True, help="folder with <case>_seg.nii.gz")
+    parser.add_argument(
+        "--pred",
+        required=True,
+        help="folder with <case>_seg.nii.gz, <case>.nii.gz (BraTS 2023+ submissions) or "
+        "<case>-seg.nii.gz",
+    )
     parser.add_argument(
         "--gt", required=True, help="ground truth: <case>_seg.nii.gz or <case>/<case>_seg.nii.gz"
     )
     parser.add_argument(
         "--labels",
         choices=("brats2021", "brats2023"),
-        default="brats2021",
-        help="label convention: ET is 4 (brats2021, default) or 3 (brats2023)",
+        default=None,
+        help="label convention: ET is 4 (brats2021) or 3 (brats2023); default brats2021, or "
+        "brats2023 with --challenge",
+    )
+    parser.add_argument(
+        "--challenge",
+        default=None,
+        help="add the lesion-wise metrics of these rules: BraTS-GLI, BraTS-SSA, BraTS-MEN, "
+        "BraTS-PED, BraTS-MET (2023 rules) or BraTS-<challenge>-2024 (2024 rules)",
     )
     parser.add_argument("--out", required=True, help="per-case CSV (summary and PNG go next to it)")
     parser.add_argument(
@@ -282,12 +362,20 @@ def add_evaluate_seg_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
 
 def main_evaluate_seg(args: argparse.Namespace) -> int:
     """Run ``mrivol evaluate-seg``: 0 when every case was evaluated, 1 when some failed."""
+    labels = args.labels or ("brats2023" if args.challenge else "brats2021")
     result = evaluate_segmentations(
-        args.pred, args.gt, out=args.out, labels=args.labels, atol=args.atol
+        args.pred, args.gt, out=args.out, labels=labels, atol=args.atol, challenge=args.challenge
     )
+    for rule, n in result.naming.items():
+        print(f"predictions named {rule}: {n} case(s)")
     for row in result.summary:
-        parts = [f"{row['region']:>3s}", f"dice {row['dice_mean']:.4f} ± {row['dice_std']:.4f}"]
-        parts.append(f"hd95 {row['hd95_mm_mean']:.2f} mm (median {row['hd95_mm_median']:.2f})")
+        parts = [f"{row['region']:>4s}"]
+        if "dice_mean" in row:
+            parts.append(f"dice {row['dice_mean']:.4f} ± {row['dice_std']:.4f}")
+            parts.append(f"hd95 {row['hd95_mm_mean']:.2f} mm (median {row['hd95_mm_median']:.2f})")
+        if "lesionwise_dice_mean" in row:
+            parts.append(f"lesion-wise dice {row['lesionwise_dice_mean']:.4f}")
+            parts.append(f"lesion-wise hd95 {row['lesionwise_hd95_mean']:.2f} mm")
         if "qu_score_mean" in row:
             parts.append(f"QU-BraTS {row['qu_score_mean']:.4f}")
         print("  ".join(parts))
