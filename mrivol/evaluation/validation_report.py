@@ -12,15 +12,12 @@ import torch
 from mrivol.evaluation.overlay import axial_snapshot, save_overlay_png
 from mrivol.io import write_csv_atomic
 from mrivol.training.distributed import rank
+from mrivol.training.handlers import as_list
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
 __all__ = ["ValidationReport"]
-
-
-def _as_list(output) -> list:
-    return output if isinstance(output, list) else [output]
 
 
 class ValidationReport:
@@ -62,7 +59,7 @@ class ValidationReport:
         self._snapshots: list[dict[str, np.ndarray]] = []
 
     def _iteration(self, engine: Engine) -> None:
-        batch, output = _as_list(engine.state.batch), _as_list(engine.state.output)
+        batch, output = as_list(engine.state.batch), as_list(engine.state.output)
         for item, out in zip(batch, output, strict=True):
             case = item.get("case_id") if isinstance(item, dict) else None
             if case is None:

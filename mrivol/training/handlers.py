@@ -18,10 +18,11 @@ import torch
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["EpochStatsHandler", "ProgressHandler", "scalar_loss"]
+__all__ = ["EpochStatsHandler", "ProgressHandler", "as_list", "scalar_loss"]
 
 
-def _as_list(output) -> list:
+def as_list(output) -> list:
+    """An engine's batch or output as a list (a decollated list stays, anything else is wrapped)."""
     return output if isinstance(output, list) else [output]
 
 
@@ -48,7 +49,7 @@ class EpochStatsHandler:
         self._t0, self._loss, self._samples = time.perf_counter(), 0.0, 0
 
     def _iteration(self, engine: Engine) -> None:
-        items = _as_list(engine.state.output)
+        items = as_list(engine.state.output)
         self._loss += scalar_loss(items[0]["loss"]) * len(items)
         self._samples += len(items)
 
@@ -107,7 +108,7 @@ class ProgressHandler:
 
     def _iteration(self, engine: Engine) -> None:
         if self._bar is not None:
-            out = _as_list(engine.state.output)[0]
+            out = as_list(engine.state.output)[0]
             shown = {k: f"{scalar_loss(out[k]):.4f}" for k in self.losses if k in out}
             self._bar.set_postfix(shown)
             self._bar.update(1)
