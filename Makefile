@@ -61,8 +61,9 @@ evaluate: $(BIN)/mrivol ## evaluate a run (RUN=<mlflow run id or checkpoint>) on
 		$(if $(filter command line,$(origin MC)),--mc-samples $(MC))
 
 MC ?= 1
-infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T]
-	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT) --mc-samples $(MC)
+infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [SUBMISSION=1]
+	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT) --mc-samples $(MC) \
+		$(if $(filter 1,$(SUBMISSION)),--submission)
 
 data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest (cached)
 	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))

@@ -77,14 +77,16 @@ def write_csv_atomic(rows: Sequence[Mapping[str, object]], path: str | Path) -> 
     return Path(path)
 
 
-MODALITY_SUFFIXES = ("_t1", "_t1ce", "_t2", "_flair")
+# BraTS 2021 (`<case>_t1ce`) and BraTS 2023+ (`<case>-t1c`) modality suffixes
+MODALITY_SUFFIXES = ("_t1", "_t1ce", "_t2", "_flair", "-t1n", "-t1c", "-t2w", "-t2f")
 
 
 def case_output_name(metadict: dict, saver: object) -> dict[str, str]:
     """``output_name_formatter`` for MONAI's ``SaveImaged``: name outputs by case id.
 
     The case id is the first input file's name without its modality suffix (BraTS naming:
-    ``<case>_t1.nii.gz`` gives ``<case>``), so predictions are ``<case>_seg.nii.gz``.
+    ``<case>_t1.nii.gz`` and ``<case>-t1n.nii.gz`` give ``<case>``), so predictions are
+    ``<case>_seg.nii.gz``.
     """
     source = metadict.get("filename_or_obj", "case")
     source = source[0] if isinstance(source, (list, tuple)) else source

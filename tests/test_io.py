@@ -30,8 +30,10 @@ def test_csv_columns_from_first_row(tmp_path):
         ("/d/BraTS2021_00012/BraTS2021_00012_t1.nii.gz", "BraTS2021_00012"),
         (["/d/x/x_flair.nii.gz", "/d/x/x_t1.nii.gz"], "x"),
         ("/d/scan.nii", "scan"),
+        ("/d/BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n.nii.gz", "BraTS-GLI-00000-000"),
+        ("/d/BraTS-MET-00001-000-t2f.nii.gz", "BraTS-MET-00001-000"),
     ],
-    ids=["brats-t1", "list-flair-first", "no-suffix"],
+    ids=["brats-t1", "list-flair-first", "no-suffix", "brats2023-t1n", "brats2023-t2f"],
 )
 def test_case_output_name_strips_modality(source, case):
     assert case_output_name({"filename_or_obj": source}, None) == {"subject": case}

@@ -17,7 +17,7 @@ import numpy as np
 
 from mrivol.data import BRATS_MODALITIES
 from mrivol.inference.run_ref import RunRef, resolve_run
-from mrivol.io import write_csv_atomic
+from mrivol.io import atomic_path, write_csv_atomic
 from mrivol.paths import bundle_dir
 from mrivol.training.workflow import build_workflow, default_network
 
@@ -29,7 +29,10 @@ __all__ = [
     "main_infer",
     "run_inference",
     "volume_report",
+    "write_submission",
 ]
+
+SUBMISSION_DIR = "submission"
 
 
 def input_datalist(input: str | Path, *, fold: int = 0, split: str = "all") -> list[dict]:
@@ -95,6 +98,33 @@ def volume_report(pred_dir: str | Path, *, labels: str = "brats2021") -> list[di
     return rows
 
 
+def write_submission(pred_dir: str | Path, *, labels: str = "brats2021") -> list[Path]:
+    """Copy each ``<case>_seg.nii.gz`` to ``submission/<case>.nii.gz`` in BraTS 2023+ labels.
+
+    The BraTS 2023-2025 challenges take one ``<case id>.nii.gz`` per case, uint8 with labels
+    1 NCR, 2 ED, 3 ET, on the case's own grid (the synapse submission instructions); a map in
+    the 2021 convention (ET = 4) is relabelled. Written atomically, next to the other outputs.
+
+    Returns:
+        The written files, sorted.
+    """
+    from mrivol.metrics import BRATS_CONVENTIONS
+
+    (et,) = BRATS_CONVENTIONS[labels]["ET"]
+    out = Path(pred_dir) / SUBMISSION_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for seg in sorted(Path(pred_dir).glob("*_seg.nii.gz")):
+        img = nib.load(seg)
+        data = np.asanyarray(img.dataobj).astype(np.uint8)
+        data[data == et] = 3
+        target = out / f"{seg.name[: -len('_seg.nii.gz')]}.nii.gz"
+        with atomic_path(target, suffix=".nii.gz") as tmp:
+            nib.save(nib.Nifti1Image(data, img.affine, img.header), tmp)
+        written.append(target)
+    return written
+
+
 def run_inference(ref: RunRef, bundle: str, datalist: list[dict], out: Path, **settings) -> None:
     """Run the bundle's ``inference.yaml`` with ``ref``'s weights on ``datalist``, into ``out``."""
     base = {
@@ -121,6 +151,7 @@ def infer(
     out: str | Path,
     mc_samples: int = 1,
     mc_batch_size: int | None = None,
+    submission: bool = False,
     overrides: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> list[Path]:
@@ -129,7 +160,8 @@ def infer(
     Writes to ``out``, all on each input's own grid: ``<case>_seg.nii.gz`` (BraTS labels),
     ``<case>_prob_{tc,wt,et}.nii.gz`` and, for ``mc_samples > 1``,
     ``<case>_entropy_{tc,wt,et}.nii.gz`` (predictive entropy) and ``<case>_mi_{tc,wt,et}.nii.gz``
-    (mutual information), in nats; plus ``volumes.csv`` (:func:`volume_report`).
+    (mutual information), in nats; plus ``volumes.csv`` (:func:`volume_report`) and, with
+    ``submission``, ``submission/<case>.nii.gz`` (:func:`write_submission`).
 
     Args:
         bundle: bundle name (``brats_seg``).
@@ -138,6 +170,7 @@ def infer(
         out: output folder.
         mc_samples: MC-dropout samples T (1: deterministic).
         mc_batch_size: stochastic rows per forward call (``None``: all T at once).
+        submission: also write the BraTS 2023+ submission files.
         overrides: further config overrides (e.g. the ``spacing`` / ``roi_size`` trained with).
         **kwargs: passed to :func:`resolve_run` (``net``, ``profile``, ``fold``, ``tracking_uri``).
 
@@ -155,9 +188,12 @@ def infer(
         mc_batch_size=mc_batch_size,
         **dict(overrides or {}),
     )
-    rows = volume_report(out, labels=label_convention(bundle))
+    labels = label_convention(bundle)
+    rows = volume_report(out, labels=labels)
     if rows:
         write_csv_atomic(rows, out / "volumes.csv")
+    if submission:
+        write_submission(out, labels=labels)
     return sorted(out.glob("*_seg.nii.gz"))
 
 
@@ -192,6 +228,11 @@ def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         default=None,
         help="stochastic rows per forward call (default: all T at once)",
     )
+    parser.add_argument(
+        "--submission",
+        action="store_true",
+        help="also write submission/<case>.nii.gz (BraTS 2023+ labels 1 NCR, 2 ED, 3 ET)",
+    )
     return parser
 
 
@@ -204,8 +245,11 @@ def main_infer(args: argparse.Namespace) -> int:
         out=args.out,
         mc_samples=args.mc_samples,
         mc_batch_size=args.mc_batch_size,
+        submission=args.submission,
         net=args.net or default_network(args.bundle),
         fold=args.fold,
     )
     print(f"{len(written)} case(s) segmented in {args.out} (volumes.csv has the volumes)")
+    if args.submission:
+        print(f"submission files (<case>.nii.gz, labels 1/2/3) in {Path(args.out) / SUBMISSION_DIR}")
     return 0

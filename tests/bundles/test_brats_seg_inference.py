@@ -108,6 +108,7 @@ def _infer(checkpoint: Path, scans: Path, out: Path) -> Path:
         out=out,
         mc_samples=MC_SAMPLES,
         mc_batch_size=4,
+        submission=True,
         profile="cpu",
         overrides=TINY_OVERRIDES,
     )
@@ -149,6 +150,14 @@ def test_label_map_finds_the_tumour(inferred_trained: Path, lps_case: Path):
     wt_pred = brats_region_masks(pred)["WT"]
     wt_true = brats_region_masks(truth)["WT"]
     assert dice_score(wt_pred, wt_true) > 0.8  # measured 0.93
+
+
+def test_submission_file_is_the_label_map_in_2023_labels(inferred: Path):
+    seg = np.asarray(nib.load(inferred / "lps_000_seg.nii.gz").dataobj)
+    submitted = nib.load(inferred / "submission" / "lps_000.nii.gz")
+    expected = np.where(seg == 4, 3, seg)
+    np.testing.assert_array_equal(np.asarray(submitted.dataobj), expected)
+    np.testing.assert_allclose(submitted.affine, nib.load(inferred / "lps_000_seg.nii.gz").affine)
 
 
 def test_uncertainty_maps_are_bounded_entropies(inferred: Path):
