@@ -251,5 +251,5 @@ def main_infer(args: argparse.Namespace) -> int:
     )
     print(f"{len(written)} case(s) segmented in {args.out} (volumes.csv has the volumes)")
     if args.submission:
-        print(f"submission files (<case>.nii.gz, labels 1/2/3) in {Path(args.out) / SUBMISSION_DIR}")
+        print(f"submission files (labels 1/2/3) in {Path(args.out) / SUBMISSION_DIR}")
     return 0
