@@ -18,14 +18,22 @@ import numpy as np
 
 from mrivol.evaluation.report_plots import save_case_figures
 from mrivol.evaluation.seg_evaluation import evaluate_segmentations
-from mrivol.inference.infer import label_convention, run_inference
+from mrivol.inference.infer import common_setting, label_convention, run_inference
 from mrivol.inference.run_ref import RunRef, resolve_run
 from mrivol.paths import bundle_dir, runs_dir
 from mrivol.training.workflow import build_workflow
 
 __all__ = ["evaluate", "log_to_run", "predict_cases", "run_evaluator", "score_predictions"]
 
-METRIC_COLUMNS = ("dice", "hd95_mm", "sensitivity", "specificity", "qu_score")
+METRIC_COLUMNS = (
+    "dice",
+    "hd95_mm",
+    "sensitivity",
+    "specificity",
+    "qu_score",
+    "lesionwise_dice",
+    "lesionwise_hd95",
+)
 
 
 def run_evaluator(
@@ -74,11 +82,17 @@ def predict_cases(
 
 
 def score_predictions(
-    items: Mapping[str, Mapping[str, Any]], pred_dir: Path, out_dir: Path, *, labels: str
+    items: Mapping[str, Mapping[str, Any]],
+    pred_dir: Path,
+    out_dir: Path,
+    *,
+    labels: str,
+    challenge: str | None = None,
 ) -> tuple[dict[str, float], list[Path]]:
     """Score the predictions against the original labels; per-region means and the figures.
 
-    Writes ``seg_metrics.csv`` (per case and region; QU-BraTS when uncertainty maps exist),
+    Writes ``seg_metrics.csv`` (per case and region; QU-BraTS when uncertainty maps exist;
+    lesion-wise Dice / HD95 under ``challenge``'s rules when it is set),
     ``seg_metrics_summary.csv``, ``seg_metrics_boxplot.png``, ``overlay_{best,median,worst}.png``
     and ``uncertainty.png`` to ``out_dir``.
 
@@ -90,6 +104,7 @@ def score_predictions(
         {c: d["label"] for c, d in items.items()},
         out=out_dir / "seg_metrics.csv",
         labels=labels,
+        challenge=challenge,
     )
     if result.failed:
         raise ValueError(
@@ -129,7 +144,8 @@ def evaluate(
     """Evaluate ``run`` on its fold's validation cases; log metrics and reports to the same run.
 
     The steps of the module docstring. Metrics are logged as ``eval_*`` (evaluator) and
-    ``eval_<metric>_<region>`` (means over the cases on their own grids).
+    ``eval_<metric>_<region>`` (means over the cases on their own grids, lesion-wise ones under
+    the bundle's ``lesionwise_rules``).
 
     Args:
         bundle: bundle name (``brats_seg``).
@@ -161,7 +177,13 @@ def evaluate(
     items = {d["case_id"]: d for d in to_datalist(manifest, fold=ref.fold, split="val")}
     pred_dir = out_dir / "predictions"
     predict_cases(bundle, ref, items, pred_dir, mc_samples=mc_samples, overrides=overrides)
-    means, figures = score_predictions(items, pred_dir, out_dir, labels=label_convention(bundle))
+    means, figures = score_predictions(
+        items,
+        pred_dir,
+        out_dir,
+        labels=label_convention(bundle),
+        challenge=common_setting(bundle, "lesionwise_rules"),
+    )
     metrics.update(means)
     if ref.run_id is not None:
         reports = [*out_dir.glob("*.csv"), *out_dir.glob("*.png"), *figures]

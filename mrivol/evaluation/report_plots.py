@@ -18,7 +18,8 @@ __all__ = [
     "save_uncertainty_png",
 ]
 
-REGIONS = ("ET", "TC", "WT")
+# the box plot panels, those the rows have: legacy, then lesion-wise (evaluate-seg --challenge)
+BOXPLOT_METRICS = ("dice", "hd95_mm", "lesionwise_dice", "lesionwise_hd95")
 
 
 def _pyplot():
@@ -42,31 +43,38 @@ def save_metric_boxplot(
     rows: Sequence[dict[str, Any]],
     path: str | Path,
     *,
-    metrics: Sequence[str] = ("dice", "hd95_mm"),
+    metrics: Sequence[str] | None = None,
     title: str = "",
 ) -> Path:
     """Box plot (with the cases as points) of each metric per region, one panel per metric.
 
     Args:
-        rows: per case and region rows as :func:`mrivol.metrics.segmentation_report` gives.
+        rows: per case and region rows as :func:`mrivol.metrics.segmentation_report` gives
+            (with the lesion-wise columns of ``evaluate-seg --challenge`` when present).
         path: destination PNG.
-        metrics: row keys to plot.
+        metrics: row keys to plot (default: ``dice``, ``hd95_mm`` and, when the rows have
+            them, ``lesionwise_dice``, ``lesionwise_hd95``).
         title: figure title.
     """
+    if metrics is None:
+        metrics = [m for m in BOXPLOT_METRICS if any(m in r for r in rows)]
+    regions = list(dict.fromkeys(str(r["region"]) for r in rows))
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8))
     axes = np.atleast_1d(axes)
     for ax, metric in zip(axes, metrics, strict=True):
+        shown = [g for g in regions if any(r["region"] == g and metric in r for r in rows)]
         data = [
             [float(r[metric]) for r in rows if r["region"] == region and metric in r]
-            for region in REGIONS
+            for region in shown
         ]
         ax.boxplot(data, showmeans=True)
-        ax.set_xticks(range(1, len(REGIONS) + 1), REGIONS)
+        ax.set_xticks(range(1, len(shown) + 1), shown)
         for i, values in enumerate(data, start=1):
             jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
             ax.scatter(np.add(i, jitter), values, s=10, alpha=0.6, color="tab:blue")
-        ax.set_title(metric.replace("_mm", " (mm)").replace("hd95", "HD95").replace("dice", "Dice"))
+        name = metric.replace("_mm", "").replace("hd95", "HD95 (mm)").replace("dice", "Dice")
+        ax.set_title(name.replace("lesionwise_", "lesion-wise "))
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
@@ -77,7 +85,8 @@ def pick_best_median_worst(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[st
     """Cases with the best, median and worst mean Dice over regions: ``{tag: (case, dice)}``."""
     per_case: dict[str, list[float]] = {}
     for r in rows:
-        per_case.setdefault(str(r["case"]), []).append(float(r["dice"]))
+        if "dice" in r:  # lesion-wise-only regions (2024 rules) have no legacy Dice
+            per_case.setdefault(str(r["case"]), []).append(float(r["dice"]))
     if not per_case:
         return {}
     ranked = sorted(per_case, key=lambda c: (np.mean(per_case[c]), c))

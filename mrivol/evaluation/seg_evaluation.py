@@ -200,6 +200,8 @@ def _evaluate_case(
                 qu_score=q["score"],
             )
     if challenge is not None:
+        if labels == "brats2021":  # the lesion-wise rules read 2023 labels: ET 4 -> 3
+            pred, truth = (np.where(a == 4, 3, a) for a in (pred, truth))
         rows = _with_lesionwise(rows, pred, truth, spacing, challenge, case)
     return rows
 
@@ -268,7 +270,8 @@ def evaluate_segmentations(
         challenge: lesion-wise rules (:data:`mrivol.metrics.LESIONWISE_PRESETS`, e.g.
             ``"BraTS-GLI"`` for the 2023 rules, ``"BraTS-GLI-2024"``): adds
             ``lesionwise_dice``, ``lesionwise_hd95``, ``num_tp``, ``num_fp``, ``num_fn`` to
-            every row (region names lower case); ``None``: the legacy metrics only.
+            every row (region names lower case); ``None``: the legacy metrics only. Maps in
+            the 2021 convention are scored with ET (4) read as the rules' ET (3).
 
     Returns:
         A :class:`SegEvaluation`.

@@ -23,6 +23,7 @@ from mrivol.training.workflow import build_workflow, default_network
 
 __all__ = [
     "add_infer_arguments",
+    "common_setting",
     "infer",
     "input_datalist",
     "label_convention",
@@ -197,12 +198,17 @@ def infer(
     return sorted(out.glob("*_seg.nii.gz"))
 
 
-def label_convention(bundle: str) -> str:
-    """The label convention of a bundle's ``et_label`` (4: brats2021, 3: brats2023)."""
+def common_setting(bundle: str, key: str, default: Any = None) -> Any:
+    """A plain value of a bundle's ``common.yaml`` (``default`` when the key is absent)."""
     from monai.bundle import ConfigParser
 
     config = ConfigParser.load_config_file(bundle_dir(bundle) / "configs" / "common.yaml")
-    return "brats2023" if int(config.get("et_label", 4)) == 3 else "brats2021"
+    return config.get(key, default)
+
+
+def label_convention(bundle: str) -> str:
+    """The label convention of a bundle's ``et_label`` (4: brats2021, 3: brats2023)."""
+    return "brats2023" if int(common_setting(bundle, "et_label", 4)) == 3 else "brats2021"
 
 
 def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -5,7 +5,8 @@
 * :mod:`~mrivol.metrics.segmentation`: per-case Dice, HD95, sensitivity, specificity, volumes.
 * :mod:`~mrivol.metrics.brats_hd95_metric`: the BraTS HD95 as a MONAI cumulative metric.
 * :mod:`~mrivol.metrics.lesionwise`, :mod:`~mrivol.metrics.lesionwise_rules`: BraTS 2023 / 2024
-  lesion-wise Dice and HD95, presets per challenge.
+  lesion-wise Dice and HD95, presets per challenge; :mod:`~mrivol.metrics.lesionwise_metric`:
+  the same on region channels, and as a MONAI metric for validation.
 * :mod:`~mrivol.metrics.qu_brats`: the QU-BraTS uncertainty score.
 * :mod:`~mrivol.metrics.uncertainty`: entropy and mutual information of MC samples.
 * :mod:`~mrivol.metrics.classification`: accuracy, per-class scores, ROC-AUC, reports.
@@ -28,6 +29,9 @@ _EXPORTS = {
     "LesionwiseResult": "lesionwise",
     "lesionwise_region": "lesionwise",
     "lesionwise_report": "lesionwise",
+    "LesionwiseMetric": "lesionwise_metric",
+    "channel_rules": "lesionwise_metric",
+    "lesionwise_channels": "lesionwise_metric",
     "BalancedAccuracy": "balanced_accuracy",
     "BratsHD95Metric": "brats_hd95_metric",
     "BRATS2021_MAX_HD95": "brats_regions",

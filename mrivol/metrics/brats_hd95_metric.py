@@ -1,5 +1,8 @@
 """MONAI cumulative metric for the BraTS HD95 (DeepMind surface distances, mm, empty rules).
 
+:class:`RegionMaskMetric` is the base of the metrics on binary region masks (this one and
+:class:`mrivol.metrics.lesionwise_metric.LesionwiseMetric`).
+
 MONAI's ``HausdorffDistanceMetric(percentile=95)`` measures unweighted voxel-edge distances
 and returns ``nan``/``inf`` on empty masks, so its numbers are not the ones the BraTS
 leaderboards report. This metric computes, per sample and channel, :func:`hd95_mm`
@@ -22,16 +25,120 @@ from monai.utils import MetricReduction
 from mrivol.metrics.brats_regions import BRATS2021_MAX_HD95
 from mrivol.metrics.segmentation import hd95_mm
 
-__all__ = ["BratsHD95Metric"]
+__all__ = [
+    "BratsHD95Metric",
+    "RegionMaskMetric",
+    "batch_spacings",
+    "check_binary_masks",
+    "to_numpy",
+]
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
+def batch_spacings(y: torch.Tensor, batch: int, spacing: Any, *, name: str) -> list[np.ndarray]:
+    """Voxel spacing (mm) per sample: ``y.pixdim`` for a ``MetaTensor``, else ``spacing``.
+
+    Raises:
+        ValueError: ``y`` is a plain tensor and ``spacing`` is ``None``, or the number of
+            spacings is not the batch size; the message starts with ``name``.
+    """
+    if isinstance(y, MetaTensor):
+        pixdim = y.pixdim
+        per_sample = pixdim if y.is_batch else [pixdim] * batch
+    else:
+        if spacing is None:
+            raise ValueError(
+                f"{name}: y is a plain tensor, so the voxel spacing is unknown; "
+                "pass spacing=(sx, sy, sz) in mm, or give y as a MetaTensor with its affine."
+            )
+        arr = np.asarray(spacing, dtype=np.float64)
+        per_sample = [arr] * batch if arr.ndim == 1 else list(arr)
+    out = [np.asarray(s, dtype=np.float64).ravel()[:3] for s in per_sample]
+    if len(out) != batch:
+        raise ValueError(f"{name}: got {len(out)} spacings for a batch of {batch}.")
+    return out
+
+
+def check_binary_masks(y_pred: torch.Tensor, y: torch.Tensor | None, *, name: str) -> None:
+    """Check that ``y_pred`` and ``y`` are binary (B, C, H, W, D) masks of one shape.
+
+    Raises:
+        ValueError: ``y`` is missing, the shapes differ or are not 5D, or a value is not 0/1.
+    """
+    if y is None:
+        raise ValueError(f"{name} needs the ground truth y.")
+    if y_pred.ndim != 5 or y_pred.shape != y.shape:
+        raise ValueError(
+            f"{name} expects y_pred and y of the same shape (B, C, H, W, D), "
+            f"got {tuple(y_pred.shape)} and {tuple(y.shape)}."
+        )
+    for which, t in (("y_pred", y_pred), ("y", y)):
+        if not torch.all((t == 0) | (t == 1)):
+            raise ValueError(
+                f"{name}: {which} must be binary (one-hot / thresholded masks); "
+                "apply AsDiscrete(argmax=True, to_onehot=...) or threshold=0.5 first."
+            )
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A (Meta)Tensor as a NumPy array on the CPU."""
     if isinstance(t, MetaTensor):
         t = t.as_tensor()
     return t.detach().cpu().numpy()
 
 
-class BratsHD95Metric(CumulativeIterationMetric):
+class RegionMaskMetric(CumulativeIterationMetric):
+    """Base of the metrics on binary (B, C, H, W, D) region masks, one value per (sample, C).
+
+    Subclasses implement :meth:`_compute_tensor` and call :func:`check_binary_masks` and
+    :meth:`spacings`; :meth:`aggregate` reduces like MONAI's metrics (``nan`` ignored).
+
+    Args:
+        spacing: voxel spacing in mm for plain tensors (see :func:`batch_spacings`).
+        reduction: MONAI reduction applied in :meth:`aggregate`.
+        get_not_nans: whether :meth:`aggregate` also returns the count of non-nan values.
+    """
+
+    def __init__(
+        self,
+        *,
+        spacing: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spacing = spacing
+        self.reduction = reduction
+        self.get_not_nans = get_not_nans
+
+    def spacings(self, y: torch.Tensor, spacing: Any = None) -> list[np.ndarray]:
+        """Per-sample spacing: ``y.pixdim``, else the call's, else the constructor's."""
+        spacing = self.spacing if spacing is None else spacing
+        return batch_spacings(y, y.shape[0], spacing, name=type(self).__name__)
+
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Reduce the buffered (N, C') values, ignoring ``nan`` like MONAI's metrics.
+
+        Args:
+            reduction: overrides the constructor's reduction for this call.
+
+        Returns:
+            The reduced values (and the non-nan counts if ``get_not_nans``).
+
+        Raises:
+            ValueError: If nothing has been accumulated yet.
+        """
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(
+                f"{type(self).__name__}.aggregate: no values accumulated; call the metric first."
+            )
+        f, not_nans = do_metric_reduction(data.clone(), reduction or self.reduction)
+        return (f, not_nans) if self.get_not_nans else f
+
+
+class BratsHD95Metric(RegionMaskMetric):
     """HD95 in mm per (sample, region), as the official BraTS evaluation computes it.
 
     Inputs are binary multi-channel masks, one channel per region (e.g. the TC, WT, ET
@@ -81,35 +188,14 @@ class BratsHD95Metric(CumulativeIterationMetric):
         reduction: MetricReduction | str = MetricReduction.MEAN,
         get_not_nans: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(spacing=spacing, reduction=reduction, get_not_nans=get_not_nans)
         if max_hd95 < 0:
             raise ValueError(f"max_hd95 must be >= 0 mm, got {max_hd95}.")
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must be in [0, 100], got {percentile}.")
-        self.spacing = spacing
         self.max_hd95 = float(max_hd95)
         self.percentile = float(percentile)
         self.channel = [channel] if isinstance(channel, int) else channel
-        self.reduction = reduction
-        self.get_not_nans = get_not_nans
-
-    def _spacings(self, y: torch.Tensor, batch: int, spacing: Any) -> list[np.ndarray]:
-        if isinstance(y, MetaTensor):
-            pixdim = y.pixdim
-            per_sample = pixdim if y.is_batch else [pixdim] * batch
-        else:
-            spacing = self.spacing if spacing is None else spacing
-            if spacing is None:
-                raise ValueError(
-                    "BratsHD95Metric: y is a plain tensor, so the voxel spacing is unknown; "
-                    "pass spacing=(sx, sy, sz) in mm, or give y as a MetaTensor with its affine."
-                )
-            arr = np.asarray(spacing, dtype=np.float64)
-            per_sample = [arr] * batch if arr.ndim == 1 else list(arr)
-        out = [np.asarray(s, dtype=np.float64).ravel()[:3] for s in per_sample]
-        if len(out) != batch:
-            raise ValueError(f"BratsHD95Metric: got {len(out)} spacings for a batch of {batch}.")
-        return out
 
     def _compute_tensor(  # type: ignore[override]
         self, y_pred: torch.Tensor, y: torch.Tensor, spacing: Any = None, **kwargs: Any
@@ -128,27 +214,15 @@ class BratsHD95Metric(CumulativeIterationMetric):
         Raises:
             ValueError: If shapes differ, are not 5D, or the inputs are not binary.
         """
-        if y is None:
-            raise ValueError("BratsHD95Metric needs the ground truth y.")
-        if y_pred.ndim != 5 or y_pred.shape != y.shape:
-            raise ValueError(
-                "BratsHD95Metric expects y_pred and y of the same shape (B, C, H, W, D), "
-                f"got {tuple(y_pred.shape)} and {tuple(y.shape)}."
-            )
-        for name, t in (("y_pred", y_pred), ("y", y)):
-            if not torch.all((t == 0) | (t == 1)):
-                raise ValueError(
-                    f"BratsHD95Metric: {name} must be binary (one-hot / thresholded masks); "
-                    "apply AsDiscrete(argmax=True, to_onehot=...) or threshold=0.5 first."
-                )
+        check_binary_masks(y_pred, y, name="BratsHD95Metric")
         channels = list(range(y.shape[1])) if self.channel is None else list(self.channel)
         if any(c < 0 or c >= y.shape[1] for c in channels):
             raise ValueError(
                 f"BratsHD95Metric: channel {channels} out of range for C={y.shape[1]}."
             )
-        spacings = self._spacings(y, y.shape[0], spacing)
-        pred_np = _to_numpy(y_pred).astype(bool)
-        true_np = _to_numpy(y).astype(bool)
+        spacings = self.spacings(y, spacing)
+        pred_np = to_numpy(y_pred).astype(bool)
+        true_np = to_numpy(y).astype(bool)
         out = torch.empty(y.shape[0], len(channels), dtype=torch.float32)
         for b in range(y.shape[0]):
             for j, c in enumerate(channels):
@@ -160,25 +234,3 @@ class BratsHD95Metric(CumulativeIterationMetric):
                     percentile=self.percentile,
                 )
         return out.to(y_pred.device)
-
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Reduce the buffered (N, C') HD95 values, ignoring ``nan`` like MONAI's metrics.
-
-        Args:
-            reduction: overrides the constructor's reduction for this call.
-
-        Returns:
-            The reduced HD95 (and the non-nan counts if ``get_not_nans``).
-
-        Raises:
-            ValueError: If nothing has been accumulated yet.
-        """
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(
-                "BratsHD95Metric.aggregate: no values accumulated; call the metric first."
-            )
-        f, not_nans = do_metric_reduction(data.clone(), reduction or self.reduction)
-        return (f, not_nans) if self.get_not_nans else f

@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from mrivol.data import read_manifest
@@ -80,6 +81,10 @@ def test_run_metrics_per_epoch(trained):
         "val_dice_wt",
         "val_dice_et",
         "val_hd95",
+        "val_lesionwise_dice",
+        "val_lesionwise_dice_tc",
+        "val_lesionwise_dice_wt",
+        "val_lesionwise_dice_et",
     ]
     for name in per_epoch:
         history = client.get_metric_history(result.run_id, name)
@@ -87,6 +92,9 @@ def test_run_metrics_per_epoch(trained):
     assert 0.0 <= metrics["val_mean_dice"] <= 1.0
     assert 0.0 <= metrics["val_hd95"] <= BRATS2021_MAX_HD95  # the empty-mask penalty at most
     assert metrics["wall_seconds"] > 0.0
+    regions = [metrics[f"val_lesionwise_dice_{r}"] for r in ("tc", "wt", "et")]
+    assert all(0.0 <= v <= 1.0 for v in regions)
+    assert metrics["val_lesionwise_dice"] == pytest.approx(np.mean(regions), abs=1e-5)
 
 
 def test_run_artifacts(trained):
@@ -104,7 +112,15 @@ def test_evaluate_logs_into_the_training_run(trained, tmp_path):
     assert 0.0 <= metrics["val_mean_dice"] <= 1.0
     logged = mlflow.MlflowClient(uri).get_run(result.run_id).data.metrics
     assert logged["eval_mean_dice"] == pytest.approx(metrics["val_mean_dice"])
+    assert logged["eval_lesionwise_dice"] == pytest.approx(metrics["val_lesionwise_dice"])
     assert (tmp_path / "val_per_case.csv").is_file()
+    # on the original grids: the bundle's lesion-wise rules (BraTS-GLI 2023) per region
+    cases = pd.read_csv(tmp_path / "seg_metrics.csv")
+    for region in ("tc", "wt", "et"):
+        values = cases.loc[cases["region"] == region, "lesionwise_dice"]
+        assert len(values) == 2
+        assert logged[f"eval_lesionwise_dice_{region}"] == pytest.approx(values.mean())
+        assert f"eval_lesionwise_hd95_{region}" in logged
 
 
 def test_infer_writes_labels_on_each_input_grid(trained, tiny_brats_manifest, tmp_path):
