@@ -12,7 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
-__all__ = ["add_bundle_arguments", "key_value", "register"]
+__all__ = ["add_bundle_arguments", "key_value", "register", "tag_value"]
 
 
 def key_value(text: str) -> tuple[str, Any]:
@@ -23,6 +23,14 @@ def key_value(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
     key, value = text.split("=", 1)
     return key.strip(), yaml.safe_load(value)
+
+
+def tag_value(text: str) -> tuple[str, str]:
+    """Parse a ``key=value`` MLflow tag; the value stays a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
 
 
 def add_bundle_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         profile=args.profile,
         overrides=dict(args.set or []),
         resume=args.resume,
+        tags=dict(args.tag or []),
     )
     if result is not None:  # rank 0
         print(format_result(result))
@@ -101,6 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=("cpu", "gpu"), default=None, help="default: detected")
     p.add_argument(
         "--set", type=key_value, action="append", metavar="KEY=VALUE", help="config override"
+    )
+    p.add_argument(
+        "--tag", type=tag_value, action="append", metavar="KEY=VALUE", help="MLflow run tag"
     )
     p.add_argument(
         "--gpus",

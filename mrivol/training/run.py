@@ -163,6 +163,7 @@ def train(
     tracking_uri: str | None = None,
     resume: bool | None = None,
     quiet_monai: bool = True,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainResult | None:
     """Train ``bundle`` and log the run to MLflow.
 
@@ -185,6 +186,8 @@ def train(
             (default): continue such a run that was killed (still "running" in MLflow, with a
             checkpoint), else start a new one.
         quiet_monai: keep ignite's per-iteration INFO logging off (the progress handler reports).
+        tags: MLflow tags of the run (set at creation, and again on a resumed run), e.g. the
+            ``mlflow.parentRunId`` that nests a cross-validation fold under its parent.
 
     Returns:
         :class:`TrainResult` with the MLflow run id and the best validation metrics (rank 0).
@@ -241,7 +244,11 @@ def train(
                 **hashes,
                 "config_files": ",".join(f"{f.parent.name}/{f.name}" for f in files),
             },
+            tags=tags,
         )
+    elif lead and tags:
+        for key, value in tags.items():
+            run.client.set_tag(run.run_id, key, value)
     barrier()  # the other ranks' (idle) MLflow handlers connect only once the store exists
     if lead:
         print(_announcement(bundle, net, profile, fold, counts, manifest, run), flush=True)

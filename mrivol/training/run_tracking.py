@@ -155,8 +155,15 @@ def _literal_params(parser: Any) -> dict[str, str]:
     return resolved
 
 
-def log_run_params(handle: RunHandle, parser: Any, extra: Mapping[str, str]) -> None:
-    """Create the new run (rank 0) and log every hyperparameter, ``extra`` and provenance.
+def log_run_params(
+    handle: RunHandle,
+    parser: Any,
+    extra: Mapping[str, str],
+    *,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """Create the new run (rank 0, with ``tags``) and log every hyperparameter, ``extra`` and
+    provenance.
 
     The resolved config is written to ``<output_dir>/config.yaml`` (an artifact at the end).
     """
@@ -172,7 +179,7 @@ def log_run_params(handle: RunHandle, parser: Any, extra: Mapping[str, str]) -> 
     }
     parser.export_config_file(parser.config, str(handle.output_dir / "config.yaml"), fmt="yaml")
     handle.run_id = handle.client.create_run(
-        handle.experiment_id, run_name=handle.run_name
+        handle.experiment_id, run_name=handle.run_name, tags=dict(tags or {})
     ).info.run_id
     handle.client.log_batch(
         handle.run_id, params=[mlflow.entities.Param(k, v) for k, v in params.items()]
