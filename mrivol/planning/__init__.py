@@ -11,6 +11,7 @@ from mrivol.planning.fingerprint import FingerprintError, compute_fingerprint
 from mrivol.planning.planner import (
     PLANS_FORMAT,
     estimate_feature_map_size,
+    nnunet_axis_order,
     plan_from_fingerprint,
     pool_and_conv_props,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "estimate_feature_map_size",
     "plan_from_fingerprint",
     "plan_manifest",
+    "nnunet_axis_order",
     "pool_and_conv_props",
     "read_plans",
     "write_plans",

@@ -7,9 +7,15 @@ learning-based biomedical image segmentation", Nature Methods 18, 2021. nnU-Net 
 dependency (it pulls its own training stack), so the few rules are re-implemented here and the
 network is MONAI's ``DynUNet``.
 
+Axis order: nnU-Net reads images with SimpleITK, whose arrays are in reversed (z, y, x) order,
+and then moves the coarsest axis first (``determine_transpose``). The shrinking loop breaks ties
+between axes equally large relative to the median shape by that order (``np.argsort(...)[-1]``:
+the last of the tied axes), so the plan is computed in nnU-Net's order and mapped back to the
+data's (x, y, z) axes (:func:`nnunet_axis_order`): on a 1 x 1 x 5 mm data set with a square
+240 x 240 plane the patch is 224 x 256 x 32 in (x, y, z), as nnU-Net plans it.
+
 Deliberate differences from the reference, for a single 3d_fullres configuration:
 
-* no axis transpose (nnU-Net moves the coarsest axis first; here axes keep the data order);
 * at most ``max_stages`` resolution stages (default 6), the reference has no cap;
 * the kernel-size rule compares each axis' own current spacing with the finest one (the
   reference indexes a filtered list by axis number, which only matters when an axis already
@@ -26,6 +32,7 @@ import numpy as np
 __all__ = [
     "PLANS_FORMAT",
     "estimate_feature_map_size",
+    "nnunet_axis_order",
     "plan_from_fingerprint",
     "pool_and_conv_props",
 ]
@@ -73,6 +80,31 @@ def _target_spacing(spacings: np.ndarray, shapes: np.ndarray, threshold: float) 
             tenth = max(max(target[others]), tenth) + 1e-5
         target[worst] = tenth
     return target
+
+
+def nnunet_axis_order(target_spacing: Sequence[float]) -> list[int]:
+    """The data axes in the order nnU-Net v2 plans them: SimpleITK's reversed order, coarsest first.
+
+    nnU-Net's ``determine_transpose`` puts the axis of the largest target spacing (the first
+    one on ties, ``np.argmax``) first and keeps the others in order, all on SimpleITK arrays,
+    whose axes are the reverse of NIfTI's (x, y, z).
+
+    Args:
+        target_spacing: target spacing per data axis (x, y, z).
+
+    Returns:
+        ``order`` such that nnU-Net's axis ``i`` is data axis ``order[i]``.
+
+    Examples:
+        >>> nnunet_axis_order([1.0, 1.0, 5.0])
+        [2, 1, 0]
+        >>> nnunet_axis_order([3.0, 1.0, 1.0])
+        [0, 2, 1]
+    """
+    reversed_axes = list(range(len(target_spacing)))[::-1]
+    coarsest = int(np.argmax([target_spacing[a] for a in reversed_axes]))
+    rest = [a for i, a in enumerate(reversed_axes) if i != coarsest]
+    return [reversed_axes[coarsest], *rest]
 
 
 def pool_and_conv_props(
@@ -235,6 +267,13 @@ def plan_from_fingerprint(
     if num_classes is None:
         num_classes = max(len(fingerprint.get("labels") or []), 2)
 
+    # plan in nnU-Net's axis order (module docstring); `back` maps the results to the data's
+    rev = list(range(spacings.shape[1]))[::-1]
+    order = nnunet_axis_order(
+        _target_spacing(spacings[:, rev], shapes[:, rev], anisotropy_threshold)[rev]
+    )
+    back = list(np.argsort(order))
+    spacings, shapes = spacings[:, order], shapes[:, order]
     spacing = _target_spacing(spacings, shapes, anisotropy_threshold)
     new_shapes = np.round(spacings / spacing * shapes)  # nnU-Net's compute_new_shape
     median_shape = np.median(new_shapes, axis=0)
@@ -276,17 +315,22 @@ def plan_from_fingerprint(
         fingerprint.get("foreground_intensity_properties_per_channel") or {}
     )
     use_mask = float(fingerprint.get("median_relative_size_after_cropping", 1.0)) < 0.75
+
+    def data_axes(values: Sequence[Any], kind: type) -> list:
+        return [kind(values[i]) for i in back]
+
     return {
         "format": PLANS_FORMAT,
         "configuration": "3d_fullres",
-        "target_spacing": [float(s) for s in spacing],
-        "median_shape_after_resampling": [float(s) for s in median_shape],
-        "patch_size": [int(p) for p in patch],
+        "target_spacing": data_axes(spacing, float),
+        "median_shape_after_resampling": data_axes(median_shape, float),
+        "patch_size": data_axes(patch, int),
         "batch_size": int(batch_size),
-        "strides": [[int(s) for s in st] for st in strides],
-        "kernel_sizes": [[int(k) for k in ks] for ks in kernels],
+        "strides": [data_axes(st, int) for st in strides],
+        "kernel_sizes": [data_axes(ks, int) for ks in kernels],
         "filters": filters_for(len(strides)),
-        "num_pool_per_axis": [int(np.log2(d)) for d in divisor],
+        "num_pool_per_axis": data_axes([int(np.log2(d)) for d in divisor], int),
+        "nnunet_axis_order": [int(a) for a in order],
         "normalization": {
             "schemes": ["ZScoreNormalization"] * n_channels,
             "use_mask_for_norm": [use_mask] * n_channels,

@@ -10,6 +10,7 @@ import pytest
 
 from mrivol.planning import (
     estimate_feature_map_size,
+    nnunet_axis_order,
     plan_from_fingerprint,
     pool_and_conv_props,
     read_plans,
@@ -32,8 +33,9 @@ def test_brats_like_isotropic_plan() -> None:
     * memory estimate (sum of conv feature maps, encoder 2 convs/stage, decoder 2 convs +
       transposed conv, 4 output classes) for (256, 256, 160) is 2.27e9 > 560e6 (8 GB budget),
       so the axis largest relative to (240, 240, 155) is shrunk by its divisor step, ties
-      to the last axis: (256, 224, 160), (224, 224, 160), (224, 224, 128), (224, 192, 128),
-      (192, 192, 128), (192, 192, 112), (192, 160, 112), (160, 160, 112), (160, 160, 96).
+      to the last axis in nnU-Net's (z, y, x) order, so x before y: (224, 256, 160),
+      (224, 224, 160), (224, 224, 128), (192, 224, 128), (192, 192, 128), (192, 192, 112),
+      (160, 192, 112), (160, 160, 112), (160, 160, 96).
     * (160, 160, 96): x, y pooled 5x (160 -> 5), z 4x (96 -> 6; 6 < 8 stops), so the last
       stride is (2, 2, 1). Stage voxels 2457600, 307200, 38400, 4800, 600, 150 with filters
       32, 64, 128, 256, 320, 320: encoder 2 * 104688000, decoder 3 * 104640000, output
@@ -73,6 +75,32 @@ def test_brats_cropped_shape_gives_classic_128_patch() -> None:
     assert plans["strides"] == [[1, 1, 1]] + [[2, 2, 2]] * 5
     assert plans["memory"]["estimate_feature_map_elements"] == 454_893_568
     assert plans["batch_size"] == 2
+
+
+@pytest.mark.parametrize("slices", [31, 32], ids=["31-slices", "32-slices"])
+def test_ties_break_as_nnunet_in_simpleitk_axis_order(slices: int) -> None:
+    """1 x 1 x 5 mm, 240 x 240 plane: nnU-Net v2 plans 224 x 256 x 32 in (x, y, z).
+
+    nnU-Net's axes are SimpleITK's (z, y, x); x and y are equally large relative to the median
+    shape, and ``np.argsort(...)[-1]`` picks the last tied axis, x. Planned in the data's own
+    (x, y, z) order the tie would go to y (256 x 224 x 32).
+    """
+    plans = plan_from_fingerprint(
+        _fingerprint([[1.0, 1.0, 5.0]] * 5, [[240, 240, slices]] * 5, labels=[0, 1, 2, 3])
+    )
+    assert plans["patch_size"] == [224, 256, 32]
+    assert plans["nnunet_axis_order"] == [2, 1, 0]
+    assert plans["target_spacing"] == [1.0, 1.0, 5.0]
+    assert all(st[2] == 1 for st in plans["strides"][1:3])  # z pooled only once within 2x
+
+
+@pytest.mark.parametrize(
+    ("spacing", "order"),
+    [([1.0, 1.0, 1.0], [2, 1, 0]), ([1.0, 1.0, 5.0], [2, 1, 0]), ([3.0, 1.0, 1.0], [0, 2, 1])],
+    ids=["isotropic", "coarse-z", "coarse-x"],
+)
+def test_nnunet_axis_order_is_reversed_with_the_coarsest_first(spacing, order) -> None:
+    assert nnunet_axis_order(spacing) == order
 
 
 def test_anisotropic_plan() -> None:
