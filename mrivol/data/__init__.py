@@ -8,6 +8,7 @@
 * :mod:`~mrivol.data.splits`: subject-level folds and the leakage guard.
 * :mod:`~mrivol.data.datalist`: MONAI datalists of a manifest's fold and split.
 * :mod:`~mrivol.data.tumour_classes`: a case class from the whole-tumour volume.
+* :mod:`~mrivol.data.cache_budget`: a cache filled by several threads, within a memory budget.
 """
 
 from __future__ import annotations
@@ -35,8 +36,22 @@ from mrivol.data.splits import (
 )
 from mrivol.data.t1_table import DIAGNOSIS_ALIASES, T1_CLASSES, TABLE_COLUMNS, scan_t1_table
 from mrivol.data.tumour_classes import tumour_class, tumour_volume_edges, tumour_volume_ml
+from mrivol.lazy import lazy_exports
+
+# the cache (MONAI datasets, torch) loads on first use: manifests stay a light import
+_LAZY = {
+    name: "cache_budget"
+    for name in ("BudgetedCacheDataset", "available_memory_bytes", "cache_budget_bytes")
+}
+_lazy_getattr, _ = lazy_exports(__name__, _LAZY)
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562
+    return _lazy_getattr(name)
+
 
 __all__ = [
+    "BudgetedCacheDataset",
     "BASE_COLUMNS",
     "BRATS_MODALITIES",
     "DIAGNOSIS_ALIASES",
@@ -50,8 +65,10 @@ __all__ = [
     "T1_CLASSES",
     "TABLE_COLUMNS",
     "affine_mismatch",
+    "available_memory_bytes",
     "assign_subject_folds",
     "build_manifest",
+    "cache_budget_bytes",
     "check_manifest",
     "check_no_subject_leakage",
     "check_split",

@@ -118,7 +118,9 @@ class ResumeCheckpoint:
     Args:
         path: the checkpoint file (e.g. ``<ckpt_dir>/resume.pt``).
         save_dict: ``{"model": ..., "optimizer": ..., "lr_scheduler": ..., "best": ...}``; the
-            engine it is attached to is added as ``"trainer"`` (epoch and iteration).
+            engine it is attached to is added as ``"trainer"`` (epoch and iteration), and its
+            gradient scaler (``engine.scaler``, MONAI's trainer with fp16 AMP) as ``"scaler"``:
+            the loss scale and its growth counter decide which of the next steps are skipped.
         random_states: the process's :class:`RandomStates`.
         interval: epochs between checkpoints.
         resume: load ``path`` at start if it exists.
@@ -156,12 +158,17 @@ class ResumeCheckpoint:
         engine.add_event_handler(Events.STARTED, self.load)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self.save)
 
+    @staticmethod
+    def _with_scaler(save_dict: Mapping[str, Any], engine: Any) -> dict[str, Any]:
+        """``save_dict`` plus the engine's gradient scaler (fp16 on CUDA), when it has one."""
+        scaler = getattr(engine, "scaler", None)
+        return {**save_dict, "scaler": scaler} if scaler is not None else dict(save_dict)
+
     def save(self, engine: Any) -> None:
         me = rank()
         if me == 0:
-            state = {
-                k: self._unwrap(v).state_dict() for k, v in self.save_dict.items() if v is not None
-            }
+            objects = self._with_scaler(self.save_dict, engine)
+            state = {k: self._unwrap(v).state_dict() for k, v in objects.items() if v is not None}
             with atomic_path(self.path, suffix=".pt") as tmp:
                 torch.save(state, tmp)
         with atomic_path(self._rng_path(me), suffix=".pt") as tmp:
@@ -172,7 +179,7 @@ class ResumeCheckpoint:
             return
         state = torch.load(self.path, map_location="cpu", weights_only=False)
         max_epochs = engine.state.max_epochs
-        for key, obj in self.save_dict.items():
+        for key, obj in self._with_scaler(self.save_dict, engine).items():
             if obj is None:
                 continue
             if key not in state:

@@ -9,8 +9,10 @@ and bias correction run on SimpleITK; skull stripping has pluggable backends. In
 from __future__ import annotations
 
 from mrivol.transforms.brats_regions_to_labels import BratsRegionsToLabels, BratsRegionsToLabelsd
+from mrivol.transforms.cap_indices import CapIndices, CapIndicesd
 from mrivol.transforms.co_register import CoRegister, CoRegisterd, transform_to_ras_matrix
 from mrivol.transforms.n4_bias_field import N4BiasFieldCorrection, N4BiasFieldCorrectiond
+from mrivol.transforms.nibabel_reader import ThreadSafeNibabelReader
 from mrivol.transforms.real_scans_only import RealScansOnlyd
 from mrivol.transforms.register_to_template import (
     RegisterToTemplate,
@@ -32,6 +34,8 @@ __all__ = [
     "SKULL_STRIP_BACKENDS",
     "BratsRegionsToLabels",
     "BratsRegionsToLabelsd",
+    "CapIndices",
+    "CapIndicesd",
     "CoRegister",
     "CoRegisterd",
     "N4BiasFieldCorrection",
@@ -43,6 +47,7 @@ __all__ = [
     "SkullStrip",
     "SkullStripd",
     "SplitMcOutputd",
+    "ThreadSafeNibabelReader",
     "TumourVolumeClassd",
     "deepbet_mask",
     "load_template",
