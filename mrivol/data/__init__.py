@@ -14,12 +14,19 @@
 from __future__ import annotations
 
 from mrivol.data.datalist import SPLITS, to_datalist
-from mrivol.data.layout import BASE_COLUMNS, BRATS_MODALITIES, Layout, ManifestError
+from mrivol.data.layout import (
+    BASE_COLUMNS,
+    BRATS2023_MODALITIES,
+    BRATS_MODALITIES,
+    Layout,
+    ManifestError,
+)
 from mrivol.data.manifest import (
     LAYOUTS,
     build_manifest,
     infer_layout,
     manifest_hash,
+    manifest_settings,
     read_manifest,
     read_manifest_table,
     resolve_dataset_root,
@@ -53,6 +60,7 @@ def __getattr__(name: str):  # noqa: ANN202 - PEP 562
 __all__ = [
     "BudgetedCacheDataset",
     "BASE_COLUMNS",
+    "BRATS2023_MODALITIES",
     "BRATS_MODALITIES",
     "DIAGNOSIS_ALIASES",
     "DataLeakageError",
@@ -77,6 +85,7 @@ __all__ = [
     "infer_layout",
     "load_nifti_verified",
     "manifest_hash",
+    "manifest_settings",
     "read_manifest",
     "read_manifest_table",
     "resolve_dataset_root",

@@ -23,6 +23,15 @@ def cmd_manifest_build(args: argparse.Namespace) -> int:
     counts = df.groupby("fold").size().to_dict()
     print(f"{len(df)} scans of {df['subject_id'].nunique()} subjects -> {args.out}")
     print("scans per fold: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    incomplete = df.attrs.get("incomplete", {})
+    if incomplete:
+        print(f"{len(incomplete)} incomplete case(s) left out:", file=sys.stderr)
+        for case, missing in incomplete.items():
+            print(f"  {case}: missing {', '.join(missing)}", file=sys.stderr)
+        if not args.skip_incomplete:
+            print("(exit 1; pass --skip-incomplete to accept the manifest without them)",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     return 0
 
 
@@ -45,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p = manifest.add_parser("build", help="build a manifest from a dataset on disk")
     p.set_defaults(func=cmd_manifest_build)
-    p.add_argument("--layout", required=True, help="dataset layout: brats2021 or t1-table")
+    p.add_argument(
+        "--layout", required=True, help="dataset layout: brats2021, brats2023 or t1-table"
+    )
     p.add_argument("--root", required=True, help="dataset root directory")
     p.add_argument(
         "--table", default=None, help="t1-table layout: CSV of subject, session, T1 path, diagnosis"
@@ -57,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--root-var",
         default=None,
         help="write dataset_root as $VAR (an environment variable) instead of a relative path",
+    )
+    p.add_argument(
+        "--skip-incomplete",
+        action="store_true",
+        help="exit 0 when cases with missing files were left out (they are still listed)",
     )
     p = manifest.add_parser("check", help="validate every row and file of a manifest")
     p.set_defaults(func=cmd_manifest_check)

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BASE_COLUMNS", "BRATS_MODALITIES", "Layout", "ManifestError"]
+__all__ = ["BASE_COLUMNS", "BRATS2023_MODALITIES", "BRATS_MODALITIES", "Layout", "ManifestError"]
 
 BASE_COLUMNS: tuple[str, ...] = ("case_id", "subject_id", "session", "fold", "dataset_root")
 #: The four BraTS modalities in the channel order every segmentation bundle stacks them.
 BRATS_MODALITIES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
+#: The BraTS 2023+ modalities (file suffixes and manifest columns) in the same channel order:
+#: t1n -> t1, t1c -> t1ce, t2w -> t2, t2f -> flair.
+BRATS2023_MODALITIES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 
 
 class ManifestError(ValueError):
@@ -31,6 +34,8 @@ class Layout:
         images: image columns in channel order; they become ``item["image"]``.
         label: label-map column (a path, e.g. ``"seg"``), or ``None``.
         label_values: voxel values allowed in the label map (checked by ``check_manifest``).
+        et_label: the enhancing-tumour value of a BraTS label map (4 for BraTS 2018-2022, 3 for
+            BraTS 2023+; the bundles' ``et_label``), or ``None``.
         target: class column (a value, not a path, e.g. ``"diagnosis"``), or ``None``.
         classes: allowed values of ``target`` in class-index order (``item["label"]`` is the
             index), or ``None``.
@@ -39,13 +44,15 @@ class Layout:
         scan: ``scan(root, table) -> list[dict]`` finding the cases under ``root`` (``table``:
             an optional listing file) for :func:`build_manifest`; each dict holds
             ``case_id``, ``subject_id``, ``session``, one path relative to ``root`` per
-            image/label column and the target.
+            image/label column and the target; an incomplete case holds ``missing`` (its
+            missing files) instead.
     """
 
     name: str
     images: tuple[str, ...]
     label: str | None = None
     label_values: frozenset[int] | None = None
+    et_label: int | None = None
     target: str | None = None
     classes: tuple[str, ...] | None = None
     flags: tuple[str, ...] = ()

@@ -19,11 +19,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from mrivol.data.layout import BASE_COLUMNS, BRATS_MODALITIES, Layout, ManifestError
+from mrivol.data.layout import (
+    BASE_COLUMNS,
+    BRATS2023_MODALITIES,
+    BRATS_MODALITIES,
+    Layout,
+    ManifestError,
+)
 from mrivol.data.splits import assign_subject_folds, check_no_subject_leakage
 from mrivol.data.t1_table import T1_CLASSES, scan_t1_table
 from mrivol.io import atomic_path
@@ -36,6 +43,7 @@ __all__ = [
     "build_manifest",
     "infer_layout",
     "manifest_hash",
+    "manifest_settings",
     "read_manifest",
     "read_manifest_table",
     "resolve_dataset_root",
@@ -44,32 +52,31 @@ __all__ = [
 _ENV_ROOT = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))(?P<rest>/.*)?$")
 
 
-def _scan_brats2021(root: Path, table: Path | None = None) -> list[dict[str, str]]:
-    """Find BraTS 2021 cases: ``<case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz`` under ``root``.
+def _scan_brats(root: Path, table: Path | None = None, *, layout: str, sep: str) -> list[dict]:
+    """Find BraTS cases: ``<case>/<case><sep><column>.nii.gz`` (or ``.nii``) under ``root``.
 
-    Raises:
-        ManifestError: listing every case with a missing file (all of them, not the first).
+    BraTS 2021 names files ``<case>_t1.nii.gz``, BraTS 2023+ ``<case>-t1n.nii.gz`` (its case id
+    ``BraTS-GLI-00000-001`` is subject ``BraTS-GLI-00000``, time point ``001``: the scans of one
+    subject share a fold). A case with a missing file comes back with ``missing`` (its missing
+    files) instead of its paths.
     """
-    layout = LAYOUTS["brats2021"]
-    rows, missing = [], []
+    lay = LAYOUTS[layout]
+    rows = []
     for case_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         case = case_dir.name
-        row = {"case_id": case, "subject_id": case, "session": ""}
-        for key in layout.path_columns:
-            found = [case_dir / f"{case}_{key}{ext}" for ext in (".nii.gz", ".nii")]
+        # BraTS 2023+ ids end in the time point (BraTS-GLI-00000-001: subject 00000, scan 001)
+        timepoint = re.fullmatch(r"(.+)-(\d{3})", case) if sep == "-" else None
+        subject, session = (timepoint[1], timepoint[2]) if timepoint else (case, "")
+        row: dict = {"case_id": case, "subject_id": subject, "session": session}
+        missing = []
+        for key in lay.path_columns:
+            found = [case_dir / f"{case}{sep}{key}{ext}" for ext in (".nii.gz", ".nii")]
             found = [p for p in found if p.is_file()]
             if found:
                 row[key] = found[0].relative_to(root).as_posix()
             else:
-                missing.append(f"case {case}: missing {case_dir / f'{case}_{key}.nii.gz'}")
-        rows.append(row)
-    if missing:
-        raise ManifestError(
-            f"BraTS 2021 layout under {root}: {len(missing)} missing file(s):\n  "
-            + "\n  ".join(missing)
-            + "\nEach case directory <case>/ must hold <case>_{t1,t1ce,t2,flair,seg}.nii.gz; "
-            "complete or remove these cases and rebuild."
-        )
+                missing.append(f"{case}{sep}{key}.nii.gz")
+        rows.append({**row, "missing": missing} if missing else row)
     return rows
 
 
@@ -79,7 +86,16 @@ LAYOUTS: dict[str, Layout] = {
         images=BRATS_MODALITIES,
         label="seg",
         label_values=frozenset({0, 1, 2, 4}),
-        scan=_scan_brats2021,
+        scan=partial(_scan_brats, layout="brats2021", sep="_"),
+        et_label=4,
+    ),
+    "brats2023": Layout(  # GLI, MEN, MET, PED, SSA 2023-2025: 1 NCR, 2 ED, 3 ET
+        name="brats2023",
+        images=BRATS2023_MODALITIES,
+        label="seg",
+        label_values=frozenset({0, 1, 2, 3}),
+        scan=partial(_scan_brats, layout="brats2023", sep="-"),
+        et_label=3,
     ),
     "t1-table": Layout(
         name="t1-table",
@@ -253,6 +269,19 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def manifest_settings(path: str | Path) -> dict[str, int]:
+    """The bundle config values a manifest's layout implies: ``et_label`` of a BraTS layout.
+
+    So a ``brats2023`` manifest trains and is scored with ET = 3 without a config edit.
+
+    Examples:
+        >>> manifest_settings("data_manifests/brats2023.csv")  # doctest: +SKIP
+        {'et_label': 3}
+    """
+    _, layout = read_manifest_table(path)
+    return {"et_label": layout.et_label} if layout.et_label is not None else {}
+
+
 def manifest_hash(path: str | Path) -> str:
     """Return the sha256 hex digest of the manifest file's bytes (logged with every run)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -271,8 +300,10 @@ def build_manifest(
     """Scan a dataset directory and write its manifest with subject-level folds.
 
     Args:
-        layout: a key of :data:`LAYOUTS`, e.g. ``"brats2021"``.
-        root: dataset directory (for ``brats2021``: one ``<case>/`` sub-directory per case).
+        layout: a key of :data:`LAYOUTS`: ``"brats2021"``, ``"brats2023"`` or ``"t1-table"``.
+        root: dataset directory (``brats2021``: one ``<case>/`` sub-directory per case with
+            ``<case>_{t1,t1ce,t2,flair,seg}.nii.gz``; ``brats2023``: ``<case>/<case>-{t1n,t1c,
+            t2w,t2f,seg}.nii.gz``, the four stacked as the bundles' t1, t1ce, t2, flair).
         out: manifest CSV to write (atomically: temp file + ``os.replace``).
         folds: number of cross-validation folds (balanced by subject count).
         seed: shuffling seed; the same data, seed and ``folds`` give the same file.
@@ -283,11 +314,12 @@ def build_manifest(
             Folds are then stratified by the target (diagnosis).
 
     Returns:
-        The manifest as written (relative paths, unresolved ``dataset_root``).
+        The manifest as written (relative paths, unresolved ``dataset_root``) of the complete
+        cases; ``attrs["incomplete"]`` maps each left-out case to its missing files.
 
     Raises:
-        ManifestError: unknown layout, missing root, no cases, a case with a missing file
-            (naming case and file), ``folds`` < 1 or more folds than subjects, bad ``root_var``.
+        ManifestError: unknown layout, missing root, no complete case (listing the incomplete
+            ones), ``folds`` < 1 or more folds than subjects, bad ``root_var``.
 
     Examples:
         >>> build_manifest(layout="brats2021", root="/data/BraTS2021", folds=5,  # doctest: +SKIP
@@ -302,8 +334,14 @@ def build_manifest(
     if root_var is not None and not re.fullmatch(r"[A-Za-z_]\w*", root_var):
         raise ManifestError(f"root_var {root_var!r} is not a valid environment variable name.")
     rows = lay.scan(root, Path(table) if table is not None else None)
+    incomplete = {r["case_id"]: r["missing"] for r in rows if r.get("missing")}
+    rows = [r for r in rows if not r.get("missing")]
     if not rows:
-        raise ManifestError(f"No {layout} cases found under {root}; check the directory layout.")
+        listed = "".join(f"\n  {c}: missing {', '.join(m)}" for c, m in incomplete.items())
+        raise ManifestError(
+            f"No complete {layout} cases found under {root}; check the directory layout."
+            + (f" Incomplete cases:{listed}" if listed else "")
+        )
     df = pd.DataFrame(rows)
     subjects = df["subject_id"].unique().tolist()
     if not 1 <= folds <= len(subjects):
@@ -328,4 +366,5 @@ def build_manifest(
     df = df[list(lay.columns)]
     with atomic_path(out, suffix=".csv") as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
+    df.attrs["incomplete"] = incomplete
     return df

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from mrivol.data.manifest import Layout, ManifestError, read_manifest_table, resolve_dataset_root
 from mrivol.data.nifti import affine_mismatch, load_nifti_verified
 from mrivol.data.splits import find_subject_leakage
+from mrivol.data.volume_checks import volume_problems
 
 __all__ = ["Problem", "check_manifest", "format_problems"]
 
@@ -72,21 +73,11 @@ def _check_case(
             continue
         if img.ndim != 3:  # reported once here, not again as a shape mismatch below
             add(f"{img.ndim}D image of shape {img.shape}; expected 3D")
-        if np.issubdtype(data.dtype, np.floating):
-            bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-            if bad:
-                add(f"{bad} NaN/Inf voxel(s)")
-        if col == layout.label and layout.label_values is not None:
-            values = (
-                np.unique(data[np.isfinite(data)]) if data.dtype.kind == "f" else np.unique(data)
-            )
-            wrong = [v for v in values.tolist() if v not in layout.label_values]
-            if wrong:
-                counts = {v: int(np.count_nonzero(data == v)) for v in wrong[:10]}
-                add(
-                    f"label value(s) outside {sorted(layout.label_values)}: "
-                    + ", ".join(f"{v:g} ({n} voxels)" for v, n in counts.items())
-                )
+        is_label = col == layout.label
+        for msg in volume_problems(
+            data, label=is_label, label_values=layout.label_values if is_label else None
+        ):
+            add(msg)
         del data
         hdr = img.header
         qform, qcode = hdr.get_qform(coded=True)
@@ -121,7 +112,8 @@ def check_manifest(
     """Validate every row and every file of a manifest, collecting all problems.
 
     Per file: exists; loads (whole gzip stream read, so truncation and CRC errors show); 3D;
-    no NaN/Inf voxels; label values within the layout's set ({0, 1, 2, 4} for ``brats2021``);
+    :func:`~mrivol.data.volume_checks.volume_problems` (no NaN/Inf voxels, no constant
+    modality, integer label values within the layout's set: {0, 1, 2, 4} for ``brats2021``);
     qform and sform agree when both are set. Per case: all images and the label share shape
     and affine (within ``atol_mm`` mm for origin and spacing, ``atol_rot`` for direction
     cosines). Per manifest: columns match a layout, ``dataset_root`` resolves, ``fold`` is an

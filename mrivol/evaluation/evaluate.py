@@ -163,7 +163,7 @@ def evaluate(
     Raises:
         ValueError: a checkpoint file without ``data``, or cases that could not be scored.
     """
-    from mrivol.data import to_datalist
+    from mrivol.data import manifest_settings, to_datalist
 
     ref = resolve_run(run, **kwargs)
     manifest = data or ref.manifest
@@ -172,7 +172,7 @@ def evaluate(
             "evaluating a checkpoint file needs DATA=<manifest.csv> (the run's manifest is unknown)"
         )
     out_dir = Path(out) if out else runs_dir() / f"eval-{ref.run_id or ref.checkpoint.stem}"
-    overrides = dict(overrides or {})
+    overrides = {**manifest_settings(manifest), **dict(overrides or {})}  # et_label of the data
     metrics = run_evaluator(bundle, ref, manifest, out_dir, overrides)
     items = {d["case_id"]: d for d in to_datalist(manifest, fold=ref.fold, split="val")}
     pred_dir = out_dir / "predictions"
@@ -181,7 +181,7 @@ def evaluate(
         items,
         pred_dir,
         out_dir,
-        labels=label_convention(bundle),
+        labels=label_convention(bundle, overrides.get("et_label")),
         challenge=common_setting(bundle, "lesionwise_rules"),
     )
     metrics.update(means)

@@ -15,7 +15,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from mrivol.data import BRATS_MODALITIES
+from mrivol.data import BRATS2023_MODALITIES, BRATS_MODALITIES
 from mrivol.inference.run_ref import RunRef, resolve_run
 from mrivol.io import atomic_path, write_csv_atomic
 from mrivol.paths import bundle_dir
@@ -37,7 +37,8 @@ SUBMISSION_DIR = "submission"
 
 
 def input_datalist(input: str | Path, *, fold: int = 0, split: str = "all") -> list[dict]:
-    """The scans to segment: a manifest CSV, or a folder of ``<case>_{t1,t1ce,t2,flair}.nii.gz``.
+    """The scans to segment: a manifest CSV, or a folder of ``<case>_{t1,t1ce,t2,flair}.nii.gz``
+    (BraTS 2023+: ``<case>-{t1n,t1c,t2w,t2f}.nii.gz``, stacked in that order).
 
     A folder may be flat or in BraTS layout (``<case>/<case>_t1.nii.gz``). Labels are dropped:
     inference needs the images only.
@@ -54,21 +55,23 @@ def input_datalist(input: str | Path, *, fold: int = 0, split: str = "all") -> l
         return [{k: v for k, v in item.items() if k != "label"} for item in items]
     if not path.is_dir():
         raise FileNotFoundError(f"--input {path}: neither a manifest CSV nor a folder")
-    t1s = sorted(path.glob("*_t1.nii.gz")) + sorted(path.glob("*/*_t1.nii.gz"))
     items, incomplete = [], []
-    for t1 in t1s:
-        case = t1.name[: -len("_t1.nii.gz")]
-        files = [t1.parent / f"{case}_{m}.nii.gz" for m in BRATS_MODALITIES]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            incomplete.append(f"case {case} in {t1.parent}: missing {', '.join(missing)}")
-            continue
-        items.append({"image": [str(f) for f in files], "case_id": case})
+    for sep, modalities in (("_", BRATS_MODALITIES), ("-", BRATS2023_MODALITIES)):
+        first = f"{sep}{modalities[0]}.nii.gz"
+        for t1 in sorted(path.glob(f"*{first}")) + sorted(path.glob(f"*/*{first}")):
+            case = t1.name[: -len(first)]
+            files = [t1.parent / f"{case}{sep}{m}.nii.gz" for m in modalities]
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                incomplete.append(f"case {case} in {t1.parent}: missing {', '.join(missing)}")
+                continue
+            items.append({"image": [str(f) for f in files], "case_id": case})
     if incomplete or not items:
         raise FileNotFoundError(
             f"--input {path}: "
             + ("; ".join(incomplete) if incomplete else "no <case>_t1.nii.gz found")
-            + ". Each case needs <case>_{t1,t1ce,t2,flair}.nii.gz (flat or in <case>/)."
+            + ". Each case needs <case>_{t1,t1ce,t2,flair}.nii.gz or (BraTS 2023+) "
+            "<case>-{t1n,t1c,t2w,t2f}.nii.gz, flat or in <case>/."
         )
     return items
 
@@ -206,9 +209,10 @@ def common_setting(bundle: str, key: str, default: Any = None) -> Any:
     return config.get(key, default)
 
 
-def label_convention(bundle: str) -> str:
-    """The label convention of a bundle's ``et_label`` (4: brats2021, 3: brats2023)."""
-    return "brats2023" if int(common_setting(bundle, "et_label", 4)) == 3 else "brats2021"
+def label_convention(bundle: str, et_label: int | None = None) -> str:
+    """The label convention of ``et_label`` (default: the bundle's): 4 brats2021, 3 brats2023."""
+    et = common_setting(bundle, "et_label", 4) if et_label is None else et_label
+    return "brats2023" if int(et) == 3 else "brats2021"
 
 
 def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, NormalizeIntensityd, Orientationd, Spacingd
 
+from mrivol.data.layout import BRATS_MODALITIES
 from mrivol.data.nifti import affine_mismatch, load_nifti_verified
+from mrivol.data.volume_checks import volume_problems
 from mrivol.preprocessing import qc
 from mrivol.transforms.co_register import CoRegisterd
 from mrivol.transforms.n4_bias_field import N4BiasFieldCorrectiond
@@ -52,12 +55,21 @@ def _meta_tensor(array: np.ndarray, affine: np.ndarray, path: str) -> MetaTensor
     )
 
 
-def load_volume(path: str, *, case: str, column: str, label: bool = False) -> MetaTensor:
+def load_volume(
+    path: str,
+    *,
+    case: str,
+    column: str,
+    label: bool = False,
+    label_values: Collection[int] | None = None,
+) -> MetaTensor:
     """Read and check one NIfTI volume; return it as a (1, H, W, D) MetaTensor.
 
     Raises:
-        CaseError: missing, truncated or unreadable file; not 3D; NaN/Inf voxels; an image
-            that is all zero or constant; qform and sform disagreeing.
+        CaseError: missing, truncated or unreadable file; not 3D; any problem of
+            :func:`mrivol.data.volume_checks.volume_problems` (NaN/Inf voxels, a constant
+            image, non-integer label values or labels outside ``label_values``); qform and
+            sform disagreeing.
     """
 
     def fail(problem: str) -> CaseError:
@@ -73,12 +85,10 @@ def load_volume(path: str, *, case: str, column: str, label: bool = False) -> Me
         raise fail(f"cannot be read, corrupted? ({type(e).__name__}: {e})") from e
     if img.ndim != 3:
         raise fail(f"{img.ndim}D image of shape {img.shape}; expected one 3D volume")
+    problems = volume_problems(data, label=label, label_values=label_values)
+    if problems:
+        raise fail("; ".join(problems))
     data = np.asarray(data, dtype=np.uint8 if label else np.float32)
-    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-    if bad:
-        raise fail(f"{bad} NaN/Inf voxel(s); fix the export (SimpleITK would read NaN as 0)")
-    if not label and (data.max() == data.min()):
-        raise fail(f"image is constant ({float(data.max()):g} everywhere, all-zero?)")
     qform, qcode = img.header.get_qform(coded=True)
     sform, scode = img.header.get_sform(coded=True)
     if qcode and scode and (diff := affine_mismatch(qform, sform, atol_mm=1e-3, atol_rot=1e-4)):
@@ -88,7 +98,7 @@ def load_volume(path: str, *, case: str, column: str, label: bool = False) -> Me
 
 def load_case(
     row: dict[str, str], *, images: tuple[str, ...], label: str | None, reference: str,
-    steps: tuple[str, ...],
+    steps: tuple[str, ...], label_values: Collection[int] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Load every image (and the label map) of a manifest row, checking the grids.
 
@@ -103,7 +113,9 @@ def load_case(
     for col in images:
         data[col] = load_volume(row[col], case=case, column=col)
     if label:
-        data[label] = load_volume(row[label], case=case, column=label, label=True)
+        data[label] = load_volume(
+            row[label], case=case, column=label, label=True, label_values=label_values
+        )
     ref = data[reference]
     for col in (*images, *((label,) if label else ())):
         if col == reference:
@@ -188,7 +200,7 @@ class CaseResult:
 
 def run_case(
     row: dict[str, str], *, images: tuple[str, ...], label: str | None, steps: tuple[str, ...],
-    config: dict,
+    config: dict, label_values: Collection[int] | None = None,
 ) -> CaseResult:  # fmt: skip
     """Load a case and run ``steps`` (in :data:`STEP_ORDER`), timing and scoring each.
 
@@ -196,8 +208,14 @@ def run_case(
         CaseError: on a broken input file or a failing step (named in the problem).
     """
     case, reference = row["case_id"], config.get("reference", images[0])
+    if reference not in images and len(images) == len(BRATS_MODALITIES):
+        # the same channel under the other BraTS names (t1 -> t1n for a brats2023 manifest)
+        reference = dict(zip(BRATS_MODALITIES, images, strict=True)).get(reference, reference)
+    if reference not in images:
+        raise CaseError(case, "", f"reference {reference!r} is none of the images {images}")
     t0 = time.perf_counter()
-    data = load_case(row, images=images, label=label, reference=reference, steps=steps)
+    data = load_case(row, images=images, label=label, reference=reference, steps=steps,
+                     label_values=label_values)  # fmt: skip
     rows = [{"case_id": case, "step": "load", "seconds": round(time.perf_counter() - t0, 3)}]
     truth = qc.load_truth(row[reference], case)
     raw = {k: data[k] for k in images}

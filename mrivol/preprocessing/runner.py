@@ -161,7 +161,7 @@ def process_case(row: dict, out_dir: str, layout_name: str, steps: tuple[str, ..
     tmp.mkdir(parents=True)
     try:
         result = run_case(row, images=layout.images, label=layout.label, steps=steps,
-                          config=config)  # fmt: skip
+                          config=config, label_values=layout.label_values)  # fmt: skip
         files = save_case(result, tmp, case=case, images=layout.images, label=layout.label,
                           png=(config.get("qc") or {}).get("png", True))  # fmt: skip
         info = {"key": key, "case_id": case, "steps": list(steps), "files": files,

@@ -282,7 +282,10 @@ def _run_settings(
     epochs: int | None,
     overrides: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The config keys ``mrivol train`` sets: paths, the run's identity, then the overrides."""
+    """The config keys ``mrivol train`` sets: paths, the run's identity, what the manifest's
+    layout implies (``et_label``, :func:`mrivol.data.manifest_settings`), then the overrides."""
+    from mrivol.data import manifest_settings
+
     return {
         "bundle_root": str(bundle_dir(bundle)),
         "output_dir": str(run.output_dir),
@@ -295,6 +298,7 @@ def _run_settings(
         "run_name": run.run_name,
         "resume": run.resuming,
         **({"max_epochs": epochs} if epochs is not None else {}),
+        **manifest_settings(manifest),
         **dict(overrides or {}),
     }
 

@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrivol.data import to_datalist
+from mrivol.cli import main
+from mrivol.data import BRATS2023_MODALITIES, check_manifest, to_datalist
 from mrivol.data.manifest import (
     LAYOUTS,
     ManifestError,
     build_manifest,
     manifest_hash,
+    manifest_settings,
     read_manifest,
 )
 from mrivol.data.splits import SubjectLeakageError
@@ -121,16 +123,69 @@ def test_build_overwrites_existing_manifest(brats_root: Path, manifest: Path):
 
 
 @pytest.mark.parametrize("missing", [("t1ce",), ("t1ce", "seg")], ids=["one", "two"])
-def test_build_names_every_missing_file(tmp_path: Path, missing: tuple[str, ...]):
+def test_build_writes_complete_cases_and_names_the_incomplete(tmp_path, missing, capsys):
     root = make_brats_root(tmp_path / "data", 3)
     for key in missing:
         (root / "BraTS2021_00001" / f"BraTS2021_00001_{key}.nii.gz").unlink()
-    with pytest.raises(ManifestError) as err:
-        build_manifest(layout="brats2021", root=root, out=tmp_path / "m.csv")
-    for key in missing:
-        assert f"BraTS2021_00001_{key}.nii.gz" in str(err.value)
-    assert "case BraTS2021_00001" in str(err.value)
+    df = build_manifest(layout="brats2021", root=root, out=tmp_path / "m.csv", folds=2)
+    assert df.attrs["incomplete"] == {
+        "BraTS2021_00001": [f"BraTS2021_00001_{key}.nii.gz" for key in missing]
+    }
+    assert list(read_manifest(tmp_path / "m.csv")["case_id"]) == [
+        "BraTS2021_00000",
+        "BraTS2021_00002",
+    ]
+
+    args = ["manifest", "build", "--layout", "brats2021", "--root", str(root), "--folds", "2"]
+    assert main([*args, "--out", str(tmp_path / "cli.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "1 incomplete case(s) left out" in err
+    assert f"BraTS2021_00001: missing BraTS2021_00001_{missing[0]}.nii.gz" in err
+    assert main([*args, "--out", str(tmp_path / "ok.csv"), "--skip-incomplete"]) == 0
+    assert "BraTS2021_00001" in capsys.readouterr().err  # still listed
+    assert len(pd.read_csv(tmp_path / "ok.csv")) == 2
+
+
+def test_build_with_no_complete_case_lists_them_and_writes_nothing(tmp_path):
+    root = make_brats_root(tmp_path / "data", 2)
+    for case in ("BraTS2021_00000", "BraTS2021_00001"):
+        (root / case / f"{case}_flair.nii.gz").unlink()
+    with pytest.raises(ManifestError, match=r"BraTS2021_00001: missing BraTS2021_00001_flair"):
+        build_manifest(layout="brats2021", root=root, out=tmp_path / "m.csv", folds=1)
     assert not (tmp_path / "m.csv").exists()
+
+
+def write_brats2023_case(root: Path, case: str, *, seed: int = 0) -> None:
+    """One BraTS 2023+ case: ``<case>/<case>-{t1n,t1c,t2w,t2f,seg}.nii.gz``, ET = 3."""
+    files = write_brats_case(root / "tmp", case, seed=seed)
+    for src, dst in zip(BRATS.images, BRATS2023_MODALITIES, strict=True):
+        (root / case).mkdir(parents=True, exist_ok=True)
+        files[src].rename(root / case / f"{case}-{dst}.nii.gz")
+    seg = nib.load(files["seg"])
+    data = np.asarray(seg.dataobj)
+    write_nifti(root / case / f"{case}-seg.nii.gz", np.where(data == 4, 3, data).astype(np.uint8))
+    shutil.rmtree(root / "tmp")
+
+
+def test_brats2023_layout_maps_the_modalities_and_sets_et_label_3(tmp_path):
+    root = tmp_path / "BraTS2023-GLI"
+    for i, case in enumerate(["00000-000", "00001-000", "00001-001", "00002-000"]):
+        write_brats2023_case(root, f"BraTS-GLI-{case}", seed=i)
+    out = tmp_path / "m.csv"
+    build_manifest(layout="brats2023", root=root, out=out, folds=3)
+    df = read_manifest(out)
+    two_scans = df[df["subject_id"] == "BraTS-GLI-00001"]  # time points 000 and 001
+    assert list(two_scans["session"]) == ["000", "001"] and two_scans["fold"].nunique() == 1
+    assert df.attrs["layout"] == "brats2023"
+    assert list(df.columns[5:]) == ["t1n", "t1c", "t2w", "t2f", "seg"]
+    item = to_datalist(out, fold=0, split="val")[0]
+    case = item["case_id"]
+    # stacked as the bundles' t1, t1ce, t2, flair channels
+    assert [Path(p).name for p in item["image"]] == [
+        f"{case}-{m}.nii.gz" for m in ("t1n", "t1c", "t2w", "t2f")
+    ]
+    assert manifest_settings(out) == {"et_label": 3}
+    assert check_manifest(out) == []  # label 3 is valid in this layout
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,17 @@ def _label3(p: Path) -> None:
     write_nifti(p, data)
 
 
+def _all_zero(p: Path) -> None:
+    write_nifti(p, np.zeros_like(_volume(p), dtype=np.float32))
+
+
+def _linear_label(p: Path) -> None:
+    """The label map shifted half a voxel with linear interpolation: fractions at the borders."""
+    from scipy import ndimage
+
+    write_nifti(p, ndimage.shift(_volume(p).astype(np.float32), (0.5, 0, 0), order=1))
+
+
 def _truncated(p: Path) -> None:
     p.write_bytes(p.read_bytes()[:-2000])
 
@@ -109,10 +120,12 @@ def _not_nifti(p: Path) -> None:
         ("seg", _shape, "seg: shape (16, 16, 12) differs from t1 (16, 16, 16)"),
         ("t1ce", _affine, "t1ce: affine differs from t1 (origin"),
         ("t1", _not_nifti, "t1: cannot be read"),
+        ("t2", _all_zero, "t2: constant image (0 everywhere)"),
+        ("seg", _linear_label, "voxel(s) with non-integer label values (e.g. "),
     ],
     ids=[
         "missing", "nan", "inf", "label-3", "truncated-gzip", "corrupted-byte", "qform-sform",
-        "4d", "shape-mismatch", "affine-mismatch", "not-nifti",
+        "4d", "shape-mismatch", "affine-mismatch", "not-nifti", "all-zero", "linear-label",
     ],
 )  # fmt: skip
 def test_each_damage_is_reported_once_by_case_and_file(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import ndimage
 
 from mrivol.data.manifest import build_manifest, read_manifest
 from mrivol.preprocessing.qc import world_points
@@ -83,8 +84,9 @@ def _rewrite(path: Path, fn) -> None:
 
 
 def _robustness_manifest(root: Path) -> Path:
-    """Eight tiny cases: six broken ones, an LPS-stored one and a 1x1x5 mm one, plus a good one."""
-    names = ["good", "truncated", "nan", "four_d", "mismatch", "missing", "zero", "lps", "aniso"]
+    """Eleven tiny cases: eight broken ones, an LPS-stored one, a 1x1x5 mm one and a good one."""
+    names = ["good", "truncated", "nan", "four_d", "mismatch", "missing", "zero", "linear",
+             "label3", "lps", "aniso"]  # fmt: skip
     for i, name in enumerate(names):
         write_tiny_brats_case(root / "cases", name, seed=0 if name == "lps" else i)
     d = root / "cases"
@@ -97,6 +99,11 @@ def _robustness_manifest(root: Path) -> Path:
     _rewrite(d / "four_d" / "four_d_flair.nii.gz", lambda a, aff: (np.stack([a, a], -1), aff))
     _rewrite(d / "mismatch" / "mismatch_seg.nii.gz", lambda a, aff: (a[:, :, :30], aff))
     _rewrite(d / "zero" / "zero_t1.nii.gz", lambda a, aff: (np.zeros_like(a), aff))
+    _rewrite(  # a label map resampled half a voxel with linear interpolation
+        d / "linear" / "linear_seg.nii.gz",
+        lambda a, aff: (ndimage.shift(a.astype(np.float32), (0.5, 0, 0), order=1), aff),
+    )
+    _rewrite(d / "label3" / "label3_seg.nii.gz", lambda a, aff: (np.where(a == 4, 3, a), aff))
     flip = np.diag([-1.0, -1.0, 1.0, 1.0])
     for f in (d / "lps").glob("*.nii.gz"):  # same world content, stored L->R, P->A flipped
 
@@ -126,7 +133,8 @@ def test_robustness_manifest(tmp_path: Path, fast_config: dict) -> None:
     expected = {
         "truncated": ("t1ce", "truncated"), "nan": ("t2", "NaN/Inf"), "four_d": ("flair", "4D"),
         "mismatch": ("seg", "grid differs"), "missing": ("t2", "file not found"),
-        "zero": ("t1", "constant"),
+        "zero": ("t1", "constant"), "linear": ("seg", "non-integer label values"),
+        "label3": ("seg", "outside [0, 1, 2, 4]"),
     }  # fmt: skip
     assert set(failures.index) == set(expected)
     for case, (col, words) in expected.items():
