@@ -3,6 +3,7 @@
 * :mod:`~mrivol.synth.mni`: the MNI152 anatomy nilearn ships (tissue maps, head model).
 * :mod:`~mrivol.synth.phantom_contrast`, :mod:`~mrivol.synth.phantom_tumour`,
   :mod:`~mrivol.synth.phantom_render`, :mod:`~mrivol.synth.phantoms`: BraTS-like cases.
+* :mod:`~mrivol.synth.brats2023_layout`: a BraTS 2021-layout set rewritten in the 2023+ layout.
 * :mod:`~mrivol.synth.phantom_difficulty`: how hard a phantom set is (threshold Dice).
 * :mod:`~mrivol.synth.ad_phantoms`: CN / MCI / AD T1 phantoms with atrophy.
 * :mod:`~mrivol.synth.default_data`: a bundle's embedded phantom set, made once and cached.
@@ -17,6 +18,7 @@ from mrivol.synth.ad_phantoms import (
     parse_class_ratio,
     render_ad_scan,
 )
+from mrivol.synth.brats2023_layout import write_brats2023_layout
 from mrivol.synth.default_data import default_manifest, ensure_phantom_manifest, phantom_dir
 from mrivol.synth.mni import (
     HEAD_CLASSES,
@@ -93,4 +95,5 @@ __all__ = [
     "tissue_fraction_maps",
     "tissue_fractions",
     "vessel_map",
+    "write_brats2023_layout",
 ]
