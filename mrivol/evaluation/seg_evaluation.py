@@ -1,12 +1,10 @@
 """Evaluate predicted BraTS label maps against ground truth: per-case CSV, summary, box plot.
 
-``mrivol evaluate-seg --pred DIR --gt DIR --out FILE.csv``. Cases are matched by id:
-predictions are ``<pred>/<case>_seg.nii.gz``; ground truth is ``<gt>/<case>_seg.nii.gz`` or the
-BraTS layout ``<gt>/<case>/<case>_seg.nii.gz``. Metrics come from
-:func:`mrivol.metrics.segmentation_report` (Dice; HD95 in mm with DeepMind's area-weighted
-surface distances and the BraTS empty-mask rules; sensitivity, specificity, volumes) and, when
-uncertainty maps are present, :func:`mrivol.metrics.qu_brats_report` (QU-BraTS, Mehta et al.,
-MELBA 2022). Uncertainty maps, first match wins:
+``mrivol evaluate-seg --pred DIR --gt DIR --out FILE.csv``. Cases are matched by id
+(:data:`PREDICTION_NAMES`, :func:`find_ground_truth`). Metrics: :func:`~mrivol.metrics.
+segmentation_report` (Dice, BraTS HD95 in mm, sensitivity, specificity, volumes); with
+``--challenge`` the lesion-wise scores (2023 / 2024 rules or the official 2025 evaluator); with
+uncertainty maps QU-BraTS (Mehta et al., MELBA 2022). Uncertainty maps, first match wins:
 
 * ``<case>_unc_<region>.nii.gz`` with region ``et|tc|wt`` or the QU-BraTS submission names
   ``enhance|core|whole``: taken as already on the 0-100 scale (the challenge format);
@@ -32,6 +30,8 @@ import pandas as pd
 
 from mrivol.io import write_csv_atomic
 from mrivol.metrics import (
+    BRATS2025_CONFIGS,
+    evaluate_2025_case,
     lesionwise_preset,
     lesionwise_report,
     qu_brats_report,
@@ -199,25 +199,31 @@ def _evaluate_case(
                 qu_auc_ftn=q["auc_ftn"],
                 qu_score=q["score"],
             )
-    if challenge is not None:
+    if challenge in BRATS2025_CONFIGS:  # the official evaluator reads the files itself
+        lesionwise = evaluate_2025_case(case, pred_path, gt_path, challenge)
+    elif challenge is not None:
         if labels == "brats2021":  # the lesion-wise rules read 2023 labels: ET 4 -> 3
             pred, truth = (np.where(a == 4, 3, a) for a in (pred, truth))
-        rows = _with_lesionwise(rows, pred, truth, spacing, challenge, case)
-    return rows
+        lesionwise = lesionwise_report(pred, truth, spacing=spacing, rules=challenge, case_id=case)
+    return rows if challenge is None else _with_lesionwise(rows, lesionwise, case)
+
+
+def _check_challenge(challenge: str | None, labels: str) -> None:
+    """Fail before any case on an unknown name, or 2021 labels for the 2025 evaluator."""
+    if challenge in BRATS2025_CONFIGS and labels != "brats2023":
+        raise ValueError(
+            f"{challenge}: the BraTS 2025 evaluator reads BraTS 2023+ labels (ET = 3, 4 is the "
+            "resection cavity); pass --labels brats2023 with maps in that convention."
+        )
+    if challenge is not None and challenge not in BRATS2025_CONFIGS:
+        lesionwise_preset(challenge)
 
 
 def _with_lesionwise(
-    rows: list[dict[str, Any]],
-    pred: np.ndarray,
-    truth: np.ndarray,
-    spacing: tuple[float, ...],
-    challenge: str,
-    case: str,
+    rows: list[dict[str, Any]], lesionwise: list[dict[str, Any]], case: str
 ) -> list[dict[str, Any]]:
-    """The legacy rows with the lesion-wise columns (region names lower case); the rules'
-    regions without a legacy row (2024: NETC, SNFH, RC, ...) get rows of their own."""
+    """Legacy rows (lower-case regions) joined with the lesion-wise ones; NETC, RC... added."""
     legacy = {r["region"].lower(): {**r, "region": r["region"].lower()} for r in rows}
-    lesionwise = lesionwise_report(pred, truth, spacing=spacing, rules=challenge, case_id=case)
     for row in lesionwise:
         legacy.setdefault(row["region"], {"case": case, "region": row["region"]}).update(row)
     return list(legacy.values())
@@ -268,7 +274,9 @@ def evaluate_segmentations(
         max_hd95: HD95 when one mask is empty (``None``: the convention's value).
         boxplot: write the box-plot PNG.
         challenge: lesion-wise rules (:data:`mrivol.metrics.LESIONWISE_PRESETS`, e.g.
-            ``"BraTS-GLI"`` for the 2023 rules, ``"BraTS-GLI-2024"``): adds
+            ``"BraTS-GLI"`` for the 2023 rules, ``"BraTS-GLI-2024"``) or a 2025 challenge
+            (:data:`mrivol.metrics.brats2025.BRATS2025_CONFIGS`, the official evaluator, which
+            adds its F1, panoptic and global columns): adds
             ``lesionwise_dice``, ``lesionwise_hd95``, ``num_tp``, ``num_fp``, ``num_fn`` to
             every row (region names lower case); ``None``: the legacy metrics only. Maps in
             the 2021 convention are scored with ET (4) read as the rules' ET (3).
@@ -280,8 +288,7 @@ def evaluate_segmentations(
         FileNotFoundError: if ``pred_dir`` or the ground truth folder does not exist.
     """
     pred_dir, out = Path(pred_dir), Path(out)
-    if challenge is not None:
-        lesionwise_preset(challenge)  # an unknown name fails before any case
+    _check_challenge(challenge, labels)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
     truth = (
@@ -354,7 +361,8 @@ def add_evaluate_seg_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
         "--challenge",
         default=None,
         help="add the lesion-wise metrics of these rules: BraTS-GLI, BraTS-SSA, BraTS-MEN, "
-        "BraTS-PED, BraTS-MET (2023 rules) or BraTS-<challenge>-2024 (2024 rules)",
+        "BraTS-PED, BraTS-MET (2023 rules), BraTS-<challenge>-2024 (2024 rules), or "
+        f"{', '.join(BRATS2025_CONFIGS)} (the official 2025 evaluator)",
     )
     parser.add_argument("--out", required=True, help="per-case CSV (summary and PNG go next to it)")
     parser.add_argument(

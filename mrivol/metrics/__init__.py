@@ -6,7 +6,8 @@
 * :mod:`~mrivol.metrics.brats_hd95_metric`: the BraTS HD95 as a MONAI cumulative metric.
 * :mod:`~mrivol.metrics.lesionwise`, :mod:`~mrivol.metrics.lesionwise_rules`: BraTS 2023 / 2024
   lesion-wise Dice and HD95, presets per challenge; :mod:`~mrivol.metrics.lesionwise_metric`:
-  the same on region channels, and as a MONAI metric for validation.
+  the same on region channels, and as a MONAI metric for validation;
+  :mod:`~mrivol.metrics.brats2025`: the official BraTS 2025 evaluator, per case.
 * :mod:`~mrivol.metrics.qu_brats`: the QU-BraTS uncertainty score.
 * :mod:`~mrivol.metrics.uncertainty`: entropy and mutual information of MC samples.
 * :mod:`~mrivol.metrics.classification`: accuracy, per-class scores, ROC-AUC, reports.
@@ -30,6 +31,9 @@ _EXPORTS = {
     "lesionwise_region": "lesionwise",
     "lesionwise_report": "lesionwise",
     "LesionwiseMetric": "lesionwise_metric",
+    "BRATS2025_CONFIGS": "brats2025",
+    "evaluate_2025": "brats2025",
+    "evaluate_2025_case": "brats2025",
     "channel_rules": "lesionwise_metric",
     "lesionwise_channels": "lesionwise_metric",
     "BalancedAccuracy": "balanced_accuracy",
