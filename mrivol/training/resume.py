@@ -156,7 +156,17 @@ class ResumeCheckpoint:
 
         self.save_dict["trainer"] = engine
         engine.add_event_handler(Events.STARTED, self.load)
-        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self.save)
+        engine.add_event_handler(Events.STARTED, self._save_last)
+
+    def _save_last(self, engine: Any) -> None:
+        """Register :meth:`save` once every other handler is attached, so the checkpoint of an
+        epoch is written after its validation and its MLflow metrics: a kill between the two
+        then loses no logged epoch (a resume never skips an epoch's metrics)."""
+        from ignite.engine import Events
+
+        event = Events.EPOCH_COMPLETED(every=self.interval)
+        if not engine.has_event_handler(self.save, event):
+            engine.add_event_handler(event, self.save)
 
     @staticmethod
     def _with_scaler(save_dict: Mapping[str, Any], engine: Any) -> dict[str, Any]:
