@@ -8,9 +8,13 @@ components. Per case, side by side in one run, the median of ``--repeats`` timin
 * ``lesion-wise``: :func:`mrivol.metrics.lesionwise.lesionwise_report` with the rules of
   ``--rules`` (default BraTS 2023 GLI: dilation 3, 50 mm^3);
 * ``legacy``: :func:`mrivol.metrics.segmentation.segmentation_report` (Dice, HD95,
-  sensitivity, specificity, volumes of ET / TC / WT) of the same case.
+  sensitivity, specificity, volumes of ET / TC / WT) of the same case;
+* ``2025``: the official BraTS 2025 evaluator (``brats-evaluation``, ``--config-2025``, default
+  GLI) on the same case written as NIfTI, through
+  :func:`mrivol.metrics.brats2025.evaluate_2025_case` (its file reading included: that is its
+  interface).
 
-The last line printed is one JSON object (seconds per case, their ratio, the case count).
+The last line printed is one JSON object (seconds per case, their ratios, the case count).
 
 Usage::
 
@@ -33,6 +37,11 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tempfile  # noqa: E402
+
+import nibabel as nib  # noqa: E402
+
+from mrivol.metrics.brats2025 import evaluate_2025_case  # noqa: E402
 from mrivol.metrics.lesionwise import lesionwise_report  # noqa: E402
 from mrivol.metrics.segmentation import segmentation_report  # noqa: E402
 
@@ -89,9 +98,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--cases", type=int, default=3, help="number of synthetic cases")
     parser.add_argument("--repeats", type=int, default=3, help="timings per case (median)")
     parser.add_argument("--rules", default="BraTS-GLI", help="lesion-wise preset name")
+    parser.add_argument("--config-2025", default="BraTS2025-GLI", help="2025 evaluator challenge")
     args = parser.parse_args(argv)
 
-    rows, lw_times, legacy_times = [], [], []
+    rows, lw_times, legacy_times, times_2025 = [], [], [], []
+    tmp = Path(tempfile.mkdtemp())
     spacing = (1.0, 1.0, 1.0)
     for case in range(args.cases):
         true, pred = make_case(seed=case, n_tumours=5 + case % 4)
@@ -104,20 +115,32 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             lambda t=true, p=pred: segmentation_report(p, t, spacing=spacing, labels="brats2023"),
             args.repeats,
         )
+        paths = [tmp / f"{name}_{case}.nii.gz" for name in ("pred", "true")]
+        for path, data in zip(paths, (pred, true), strict=True):
+            nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+        evaluate_2025_case(str(case), *paths, args.config_2025)  # warm-up (loads the config)
+        t_2025 = _median_seconds(
+            lambda c=case, p=paths: evaluate_2025_case(str(c), *p, args.config_2025), args.repeats
+        )
+        times_2025.append(t_2025)
         report = lesionwise_report(pred, true, spacing=spacing, rules=args.rules)
         counts = " ".join(
             f"{r['region']}:{r['num_tp']}/{r['num_fp']}/{r['num_fn']}" for r in report
         )
-        rows.append((case, 5 + case % 4, t_lw, t_legacy, counts))
+        rows.append((case, 5 + case % 4, t_lw, t_legacy, t_2025, counts))
         lw_times.append(t_lw)
         legacy_times.append(t_legacy)
 
     print(f"lesion-wise ({args.rules}) vs legacy Dice + HD95, {SHAPE}, median of {args.repeats}")
     print(
-        f"{'case':>4} {'tumours':>7} {'lesion-wise s':>13} {'legacy s':>9} {'ratio':>6}  TP/FP/FN"
+        f"{'case':>4} {'tumours':>7} {'lesion-wise s':>13} {'legacy s':>9} {'ratio':>6} "
+        f"{'2025 s':>7}  TP/FP/FN"
     )
-    for case, n, t_lw, t_legacy, counts in rows:
-        print(f"{case:>4} {n:>7} {t_lw:>13.3f} {t_legacy:>9.3f} {t_lw / t_legacy:>6.2f}  {counts}")
+    for case, n, t_lw, t_legacy, t_25, counts in rows:
+        print(
+            f"{case:>4} {n:>7} {t_lw:>13.3f} {t_legacy:>9.3f} {t_lw / t_legacy:>6.2f} "
+            f"{t_25:>7.3f}  {counts}"
+        )
     result = {
         "rules": args.rules,
         "cases": args.cases,
@@ -125,6 +148,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "seconds_lesionwise": round(statistics.mean(lw_times), 4),
         "seconds_legacy": round(statistics.mean(legacy_times), 4),
         "ratio_lesionwise_to_legacy": round(sum(lw_times) / sum(legacy_times), 3),
+        "config_2025": args.config_2025,
+        "seconds_brats2025": round(statistics.mean(times_2025), 4),
+        "ratio_brats2025_to_legacy": round(sum(times_2025) / sum(legacy_times), 3),
     }
     print(json.dumps(result))
     return result
