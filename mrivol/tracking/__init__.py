@@ -2,6 +2,8 @@
 
 * :mod:`~mrivol.tracking.runs`: the default store, run names, experiments, run parameters.
 * :mod:`~mrivol.tracking.server`: MLflow's own server on a loopback port (sqlite, PostgreSQL).
+* :mod:`~mrivol.tracking.datasets`: the manifest's splits as MLflow dataset inputs.
+* :mod:`~mrivol.tracking.system_metrics`: MLflow's system metrics (CPU, memory, GPU) of a run.
 * :mod:`~mrivol.tracking.compare`: ``mrivol compare``, a table and chart of an experiment.
 """
 

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from mrivol.paths import bundle_dir
+from mrivol.tracking.datasets import log_manifest_datasets
 from mrivol.tracking.runs import best_epoch_metrics, default_tracking_uri, runs_url
-from mrivol.training.distributed import barrier, init_distributed, rank
+from mrivol.tracking.system_metrics import node_label, start_system_metrics, stop_system_metrics
+from mrivol.training.distributed import barrier, broadcast, init_distributed, rank
 from mrivol.training.run_tracking import RunHandle, config_hash, log_run_params, open_run
 from mrivol.training.workflow import (
     build_workflow,
@@ -192,7 +194,7 @@ def train(
     Returns:
         :class:`TrainResult` with the MLflow run id and the best validation metrics (rank 0).
     """
-    from mrivol.data import manifest_hash
+    from mrivol.data import manifest_hash, to_datalist
 
     t0 = time.perf_counter()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -246,6 +248,14 @@ def train(
             },
             tags=tags,
         )
+        log_manifest_datasets(
+            run.client,
+            run.run_id,
+            manifest=manifest,
+            fold=fold,
+            manifest_hash=hashes["manifest_hash"],
+            splits={s: to_datalist(manifest, fold=fold, split=s) for s in ("train", "val")},
+        )
     elif lead and tags:
         for key, value in tags.items():
             run.client.set_tag(run.run_id, key, value)
@@ -253,9 +263,13 @@ def train(
     if lead:
         print(_announcement(bundle, net, profile, fold, counts, manifest, run), flush=True)
     key_metric = next(iter(workflow.parser.get("validate#key_metric", {"val_mean_dice": None})))
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+    monitor = _system_metrics(workflow.parser, run)
+    try:
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+    finally:
+        stop_system_metrics(monitor)
     if not lead:
         return None
     wall = time.perf_counter() - t0
@@ -269,6 +283,23 @@ def train(
         best_metrics=best_epoch_metrics(run.client, run.run_id, key=key_metric),
         key_metric=key_metric,
         wall_seconds=wall,
+    )
+
+
+def _system_metrics(parser: Any, run: RunHandle) -> Any:
+    """MLflow's system-metrics monitor on the first process of each node (config switch; a
+    collective: every rank calls it, rank 0's run id reaches the other nodes)."""
+    if not parser.get("system_metrics", False):
+        return None
+    run_id = broadcast(run.run_id)
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0 or run_id is None:
+        return None
+    return start_system_metrics(
+        run_id,
+        run.tracking_uri,
+        interval=float(parser.get("system_metrics_interval", 10)),
+        resume=run.resuming,
+        node_id=node_label(),
     )
 
 

@@ -7,6 +7,7 @@ own grid; the metadata verifies offline; the stock `python -m monai.bundle run` 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory)
         data=tiny_brats_manifest,
         epochs=2,
         profile="cpu",
-        overrides=TINY_OVERRIDES,
+        overrides={**TINY_OVERRIDES, "system_metrics_interval": 0.5},
     )
 
 
@@ -95,6 +96,24 @@ def test_run_metrics_per_epoch(trained):
     regions = [metrics[f"val_lesionwise_dice_{r}"] for r in ("tc", "wt", "et")]
     assert all(0.0 <= v <= 1.0 for v in regions)
     assert metrics["val_lesionwise_dice"] == pytest.approx(np.mean(regions), abs=1e-5)
+
+
+def test_run_tracks_its_datasets_and_system_metrics(trained, tiny_brats_manifest):
+    result, uri = trained
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"manifest-fold0-train", "manifest-fold0-val"}
+    digest = run.data.params["manifest_hash"][:16]  # the manifest's content hash
+    for name, context, rows in (("train", "training", 4), ("val", "validation", 2)):
+        item = inputs[f"manifest-fold0-{name}"]
+        assert item.dataset.digest == digest
+        assert {t.key: t.value for t in item.tags}["mlflow.data.context"] == context
+        assert json.loads(item.dataset.profile)["num_rows"] == rows
+        assert json.loads(item.dataset.source)["uri"].endswith(tiny_brats_manifest.name)
+    for name in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+        steps = [m.step for m in client.get_metric_history(result.run_id, name)]
+        assert len(steps) >= 2 and steps == sorted(set(steps)), (name, steps)
 
 
 def test_run_artifacts(trained):
