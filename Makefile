@@ -35,7 +35,7 @@ TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train evaluate infer data preprocess plan compare test test-slow lint format mlflow-ui \
+.PHONY: help venv train evaluate infer data preprocess plan compare test test-slow lint format mlflow-ui postgres \
 	mlflow-server docker-build docker-train clean
 
 help: ## list the targets and their variables
@@ -79,6 +79,17 @@ plan: $(BIN)/mrivol ## nnU-Net-style plan for MANIFEST (writes <manifest>.plans.
 
 compare: $(BIN)/mrivol ## table and PNG chart of the runs of BUNDLE's experiment
 	$(BIN)/mrivol compare --experiment $(BUNDLE)
+
+# PostgreSQL server binaries for the MLflow-on-PostgreSQL test: Debian's package when initdb is
+# missing (needs root, as on CI); Debian keeps them off PATH, so they are linked into it
+postgres: ## install PostgreSQL's server binaries if missing (root; CI runs this before the tests)
+	@if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then \
+		echo "PostgreSQL: $$(initdb --version)"; exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then echo "make postgres: initdb missing; run as root or apt-get install postgresql" >&2; exit 1; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	bin=$$(ls -d /usr/lib/postgresql/*/bin | tail -1); \
+	for tool in initdb pg_ctl postgres; do ln -sf "$$bin/$$tool" /usr/local/bin/$$tool; done; \
+	echo "PostgreSQL: $$("$$bin/initdb" --version) (linked into /usr/local/bin)"
 
 test: $(BIN)/mrivol ## run the fast test suite (what CI runs)
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; \

@@ -78,6 +78,8 @@ def _backend(kind: str, folder: Path) -> Iterator[str]:
         yield f"sqlite:///{folder / 'mlflow.db'}"
         return
     if reason := postgres_unavailable():
+        if os.environ.get("MRIVOL_REQUIRE_POSTGRES") == "1":  # CI: `make postgres` provides it
+            pytest.fail(f"PostgreSQL backend required (MRIVOL_REQUIRE_POSTGRES=1): {reason}")
         pytest.skip(f"PostgreSQL backend not tested: {reason}")
     with postgres_cluster() as uri:
         yield uri
