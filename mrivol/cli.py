@@ -13,6 +13,7 @@ mrivol infer --bundle B --run RUN --input M --out DIR
 mrivol evaluate --bundle B --run RUN         evaluation: a run on its validation fold
 mrivol evaluate-seg --pred DIR --gt DIR      evaluation: a folder of predictions
 mrivol compare --experiment B                tracking: an experiment's runs side by side
+mrivol runs [--fix-stale]                    tracking: runs left RUNNING by killed processes
 mrivol mlflow-ui | mlflow-server             tracking: the MLflow UI / a tracking server
 """
 

@@ -4,6 +4,8 @@
 * :mod:`~mrivol.tracking.server`: MLflow's own server on a loopback port (sqlite, PostgreSQL).
 * :mod:`~mrivol.tracking.datasets`: the manifest's splits as MLflow dataset inputs.
 * :mod:`~mrivol.tracking.system_metrics`: MLflow's system metrics (CPU, memory, GPU) of a run.
+* :mod:`~mrivol.tracking.store`: a sqlite store shared by concurrent runs (made once, WAL).
+* :mod:`~mrivol.tracking.stale_runs`: runs left RUNNING by killed processes, marked KILLED.
 * :mod:`~mrivol.tracking.compare`: ``mrivol compare``, a table and chart of an experiment.
 """
 

@@ -1,4 +1,4 @@
-"""``mrivol compare``, ``mrivol mlflow-ui`` and ``mrivol mlflow-server``: the tracking commands."""
+"""``mrivol compare``, ``runs``, ``mlflow-ui`` and ``mlflow-server``: the tracking commands."""
 
 from __future__ import annotations
 
@@ -32,6 +32,28 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, cwd=project_root(), env=os.environ.copy())
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from mrivol.tracking import default_tracking_uri
+    from mrivol.tracking.stale_runs import find_stale_runs, fix_stale_runs
+
+    uri = args.tracking_uri or default_tracking_uri()
+    client = mlflow.MlflowClient(uri)
+    experiments = [
+        e.experiment_id
+        for e in client.search_experiments()
+        if args.experiment is None or e.name == args.experiment
+    ]
+    stale = (fix_stale_runs if args.fix_stale else find_stale_runs)(client, experiments)
+    verb = "marked KILLED" if args.fix_stale else "stale (RUNNING, process gone)"
+    for run in stale:
+        print(f"{run.info.run_name} ({run.info.run_id}): {verb}")
+    hint = "" if args.fix_stale else "; --fix-stale marks them"
+    print(f"{len(stale)} stale run(s) in {uri}{hint}")
+    return 0
+
+
 def cmd_mlflow_server(args: argparse.Namespace) -> int:
     from mrivol.tracking.server import serve
 
@@ -39,7 +61,7 @@ def cmd_mlflow_server(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``compare``, ``mlflow-ui`` and ``mlflow-server`` to the ``mrivol`` parser."""
+    """Add ``compare``, ``runs``, ``mlflow-ui`` and ``mlflow-server`` to the ``mrivol`` parser."""
     from mrivol.tracking.compare import add_compare_arguments
     from mrivol.tracking.server import SERVER_HELP, add_server_arguments
 
@@ -51,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_mlflow_ui)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+
+    p = sub.add_parser("runs", help="runs left RUNNING by killed processes (--fix-stale: KILLED)")
+    p.set_defaults(func=cmd_runs)
+    p.add_argument("--fix-stale", action="store_true", help="mark them KILLED")
+    p.add_argument("--experiment", default=None, help="only this experiment (default: all)")
+    p.add_argument("--tracking-uri", default=None, help="store (default: MLFLOW_TRACKING_URI)")
 
     p = sub.add_parser("mlflow-server", help=SERVER_HELP)
     p.set_defaults(func=cmd_mlflow_server)

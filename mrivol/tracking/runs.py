@@ -12,7 +12,6 @@ import platform
 import subprocess
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mrivol.paths import project_root
@@ -57,18 +56,21 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     """Return the id of experiment ``name``, creating it if needed.
 
     For a local sqlite store the artifacts go next to the database (``mlruns/artifacts``) rather
-    than to MLflow's default ``./mlruns`` relative to whatever directory a run starts in.
+    than to MLflow's default ``./mlruns`` relative to whatever directory a run starts in. Safe
+    when several processes call it at once on a new store (:mod:`mrivol.tracking.store`).
     """
     import mlflow
 
+    from mrivol.tracking.store import create_experiment_once, prepare_store, sqlite_path
+
+    prepare_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = None
-    if tracking_uri.startswith("sqlite:///"):
-        location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    db = sqlite_path(tracking_uri)
+    location = (db.parent / "artifacts").as_uri() if db is not None else None
+    return create_experiment_once(client, name, artifact_location=location)
 
 
 def flatten_params(config: Mapping[str, Any], *, prefix: str = "") -> dict[str, str]:

@@ -22,6 +22,8 @@ from mrivol.tracking.runs import (
     git_commit,
     make_run_name,
 )
+from mrivol.tracking.stale_runs import STALE_TAG, fix_stale_runs, process_tags
+from mrivol.tracking.store import prepare_store
 from mrivol.training.distributed import broadcast, rank
 from mrivol.training.resume import ResumeCheckpoint
 
@@ -73,8 +75,8 @@ def find_resumable_run(
 
     Only a run of the same manifest (``data_hash``) and the same configuration (``settings_hash``,
     :func:`config_hash`) qualifies: a run is never continued on other data or another
-    configuration. With ``unfinished_only`` (automatic resume), only a run MLflow still lists
-    as running — one whose process was killed — qualifies.
+    configuration. With ``unfinished_only`` (automatic resume), only a run whose process was
+    killed qualifies: MLflow still lists it as running, or :func:`fix_stale_runs` marked it.
     """
     runs = client.search_runs(
         [experiment_id],
@@ -86,7 +88,9 @@ def find_resumable_run(
         max_results=20,
     )
     for run in runs:
-        if unfinished_only and run.info.status != "RUNNING":
+        # killed: still RUNNING, or marked KILLED as stale (:mod:`mrivol.tracking.stale_runs`)
+        killed = run.info.status == "RUNNING" or STALE_TAG in run.data.tags
+        if unfinished_only and not killed:
             continue
         if ResumeCheckpoint.exists(runs_dir() / run.info.run_name / "checkpoints"):
             return run
@@ -112,8 +116,11 @@ def open_run(
     if rank() == 0:
         import mlflow
 
+        prepare_store(tracking_uri)  # before any client: concurrent first runs migrate it once
         handle.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         handle.experiment_id = ensure_experiment(bundle, tracking_uri)
+        for run in fix_stale_runs(handle.client, [handle.experiment_id]):
+            print(f"run {run.info.run_name} was left RUNNING by a killed process: marked KILLED")
         previous = None
         if resume is not False:
             previous = find_resumable_run(
@@ -130,7 +137,11 @@ def open_run(
             handle.resuming = True
             if previous.info.status != "RUNNING":  # reopen, so MLFlowHandler logs into it
                 handle.client.update_run(handle.run_id, status="RUNNING")
-            elif resume is None:
+            for key, value in process_tags().items():  # this process logs it now
+                handle.client.set_tag(handle.run_id, key, value)
+            if STALE_TAG in previous.data.tags:  # alive again: no longer a killed run
+                handle.client.delete_tag(handle.run_id, STALE_TAG)
+            if resume is None:
                 print(
                     f"run {handle.run_name} was interrupted: resuming it (--new-run starts afresh)"
                 )
@@ -179,7 +190,7 @@ def log_run_params(
     }
     parser.export_config_file(parser.config, str(handle.output_dir / "config.yaml"), fmt="yaml")
     handle.run_id = handle.client.create_run(
-        handle.experiment_id, run_name=handle.run_name, tags=dict(tags or {})
+        handle.experiment_id, run_name=handle.run_name, tags={**process_tags(), **(tags or {})}
     ).info.run_id
     handle.client.log_batch(
         handle.run_id, params=[mlflow.entities.Param(k, v) for k, v in params.items()]
