@@ -7,6 +7,7 @@
 * :mod:`~mrivol.networks.densenet3d_attention`: 3D DenseNet with self-attention.
 * :mod:`~mrivol.networks.multitask`: shared encoder, segmentation decoder, class head.
 * :mod:`~mrivol.networks.dcgan3d`: the 3D DCGAN generator and discriminator.
+* :mod:`~mrivol.networks.resize_conv_unet`: MONAI's U-Net, upsampling without checkerboards.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mrivol.networks.densenet3d_attention import (
 from mrivol.networks.dynunet import build_dynunet
 from mrivol.networks.multiscale_block import MultiScaleBlock
 from mrivol.networks.multitask import MultiTaskUNet
+from mrivol.networks.resize_conv_unet import ResizeConvUNet
 
 __all__ = [
     "AGMS3DCNN",
@@ -30,6 +32,7 @@ __all__ = [
     "DenseNet3DAttention",
     "MultiScaleBlock",
     "MultiTaskUNet",
+    "ResizeConvUNet",
     "build_dynunet",
     "dcgan_init",
     "sinusoidal_position_encoding_3d",
