@@ -19,6 +19,7 @@ from mrivol.data import BRATS2023_MODALITIES, BRATS_MODALITIES
 from mrivol.inference.run_ref import RunRef, resolve_run
 from mrivol.io import atomic_path, write_csv_atomic
 from mrivol.paths import bundle_dir
+from mrivol.tracking.runs import default_tracking_uri
 from mrivol.training.workflow import build_workflow, default_network
 
 __all__ = [
@@ -157,6 +158,7 @@ def infer(
     mc_batch_size: int | None = None,
     submission: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    tta: bool = False,
     **kwargs: Any,
 ) -> list[Path]:
     """Segment every case of ``input`` (manifest or folder, see :func:`input_datalist`).
@@ -176,11 +178,32 @@ def infer(
         mc_batch_size: stochastic rows per forward call (``None``: all T at once).
         submission: also write the BraTS 2023+ submission files.
         overrides: further config overrides (e.g. the ``spacing`` / ``roi_size`` trained with).
+        tta: mirror every sliding window along the three axes (:mod:`mrivol.inference.tta`).
         **kwargs: passed to :func:`resolve_run` (``net``, ``profile``, ``fold``, ``tracking_uri``).
+
+    A ``mrivol cv`` parent run as ``run`` segments with the ensemble of its fold models
+    (:func:`mrivol.inference.ensemble.infer_ensemble`, MC samples spread over the folds).
 
     Returns:
         The written label maps.
     """
+    from mrivol.inference.ensemble import infer_ensemble, is_cv_parent_run, tta_settings
+
+    uri = kwargs.get("tracking_uri") or default_tracking_uri()
+    if is_cv_parent_run(run, tracking_uri=uri):
+        return infer_ensemble(
+            bundle=bundle,
+            run=run,
+            input=input,
+            out=out,
+            tracking_uri=uri,
+            tta=tta,
+            mc_samples=mc_samples,
+            mc_batch_size=mc_batch_size,
+            submission=submission,
+            overrides=overrides,
+        )
+    overrides = {**dict(overrides or {}), **(tta_settings() if tta else {})}
     ref = resolve_run(run, **kwargs)
     out = Path(out)
     run_inference(
@@ -218,7 +241,12 @@ def label_convention(bundle: str, et_label: int | None = None) -> str:
 def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``mrivol infer`` options (besides ``--bundle/--net/--fold``) to ``parser``."""
     parser.add_argument(
-        "--run", "--checkpoint", dest="run", required=True, help="MLflow run id or checkpoint file"
+        "--run",
+        "--checkpoint",
+        dest="run",
+        required=True,
+        help="MLflow run id (a training run, or a `mrivol cv` parent: its fold ensemble) or "
+        "checkpoint file",
     )
     parser.add_argument(
         "--input",
@@ -239,6 +267,11 @@ def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="stochastic rows per forward call (default: all T at once)",
     )
     parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: mirror every window along the three axes (8 passes)",
+    )
+    parser.add_argument(
         "--submission",
         action="store_true",
         help="also write submission/<case>.nii.gz (BraTS 2023+ labels 1 NCR, 2 ED, 3 ET)",
@@ -256,6 +289,7 @@ def main_infer(args: argparse.Namespace) -> int:
         mc_samples=args.mc_samples,
         mc_batch_size=args.mc_batch_size,
         submission=args.submission,
+        tta=args.tta,
         net=args.net or default_network(args.bundle),
         fold=args.fold,
     )
