@@ -12,6 +12,8 @@ mrivol infer --bundle B --run RUN --input M --out DIR
                                              inference: label maps, probabilities, uncertainty
 mrivol evaluate --bundle B --run RUN         evaluation: a run on its validation fold
 mrivol evaluate-seg --pred DIR --gt DIR      evaluation: a folder of predictions
+mrivol cv --bundle B [--net N] [--folds ...] crossval: every fold, OOF metrics, post-processing
+mrivol study --bundle B --nets N1,N2,...     crossval: networks compared on the same folds
 mrivol compare --experiment B                tracking: an experiment's runs side by side
 mrivol runs [--fix-stale]                    tracking: runs left RUNNING by killed processes
 mrivol mlflow-ui | mlflow-server             tracking: the MLflow UI / a tracking server
@@ -35,6 +37,7 @@ STAGES = (
     "training",
     "inference",
     "evaluation",
+    "crossval",
     "tracking",
 )
 

@@ -16,7 +16,8 @@ from mrivol.paths import bundles_root, checkout_root
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mrivol"
 # pipeline order; a package may import itself and anything before it. io, paths and metrics
-# are libraries every stage may use; tracking (MLflow) comes just before training.
+# are libraries every stage may use; tracking (MLflow) comes just before training; crossval
+# (every fold trained, predicted and scored) uses training, inference and evaluation.
 ORDER = [
     "__init__",
     "lazy",
@@ -34,6 +35,7 @@ ORDER = [
     "training",
     "inference",
     "evaluation",
+    "crossval",
     "cli",
 ]
 
