@@ -139,6 +139,7 @@ def evaluate(
     out: str | Path | None = None,
     mc_samples: int = 10,
     overrides: Mapping[str, Any] | None = None,
+    tta: bool = False,
     **kwargs: Any,
 ) -> dict[str, float]:
     """Evaluate ``run`` on its fold's validation cases; log metrics and reports to the same run.
@@ -155,7 +156,11 @@ def evaluate(
         mc_samples: MC-dropout samples T of the uncertainty maps (1: none; ``mrivol evaluate
             --mc-samples``).
         overrides: further config overrides (e.g. the ``spacing`` / ``roi_size`` trained with).
+        tta: mirror every sliding window (CV parents, :mod:`mrivol.evaluation.evaluate_cv`).
         **kwargs: passed to :func:`mrivol.inference.resolve_run`.
+
+    A ``mrivol cv`` parent run as ``run`` is evaluated as a fold ensemble on the test manifest
+    ``data`` (:func:`mrivol.evaluation.evaluate_cv.evaluate_cv`).
 
     Returns:
         The evaluator's metrics plus the per-region means (``dice_et``, ``hd95_mm_wt``, ...).
