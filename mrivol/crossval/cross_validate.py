@@ -116,6 +116,8 @@ def _predict_fold(
     tasks: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The fold's OOF predictions; its record (``oof/fold<k>.json``)."""
+    from mrivol.data import manifest_settings
+
     common = {"tracking_uri": parent.tracking_uri, "manifest": manifest, "fold": fold}
     record: dict[str, Any] = {"fold": fold, "run_id": run_id}
     if tasks["original_grid"]:
@@ -124,7 +126,7 @@ def _predict_fold(
             run_id=run_id,
             oof_dir=parent.oof_dir,
             regions=tasks["regions"],
-            overrides=overrides,
+            overrides={**manifest_settings(manifest), **overrides},
             **common,
         )
     else:
@@ -175,7 +177,7 @@ def cross_validate(
         ValueError: a fold the manifest does not have, or OOF cases that cannot be scored.
         RuntimeError: a fold's training failed.
     """
-    from mrivol.data import manifest_hash
+    from mrivol.data import manifest_hash, manifest_settings
     from mrivol.training.run import resolve_manifest
     from mrivol.training.run_tracking import config_hash
     from mrivol.training.workflow import config_files, default_network, detect_profile
@@ -210,7 +212,10 @@ def cross_validate(
         net=net,
         tracking_uri=tracking_uri or default_tracking_uri(),
         params=params,
-        tags={"mrivol.cv_folds": ",".join(map(str, folds)), OVERRIDES_TAG: json.dumps(overrides)},
+        tags={
+            "mrivol.cv_folds": ",".join(map(str, folds)),
+            OVERRIDES_TAG: json.dumps({**manifest_settings(manifest), **overrides}),
+        },
     )
     print(
         f"cross-validation of {bundle} / {net} on the {profile} profile: folds "

@@ -28,7 +28,14 @@ from mrivol.crossval.postprocessing_search import (
 from mrivol.inference.infer import common_setting, label_convention
 from mrivol.inference.postprocessing import write_postprocessing
 
-__all__ = ["POSTPROCESSING_FILE", "log_to_parent", "oof_cases", "pool_oof", "tune_postprocessing"]
+__all__ = [
+    "POSTPROCESSING_FILE",
+    "log_to_parent",
+    "manifest_labels",
+    "oof_cases",
+    "pool_oof",
+    "tune_postprocessing",
+]
 
 POSTPROCESSING_FILE = "postprocessing.json"
 
@@ -42,6 +49,13 @@ def oof_cases(manifest: Path, folds: Sequence[int]) -> dict[str, tuple[int, str]
         for k in folds
         for item in to_datalist(manifest, fold=int(k), split="val")
     }
+
+
+def manifest_labels(bundle: str, manifest: Path) -> str:
+    """The label convention of the manifest's layout (``et_label``), else the bundle's."""
+    from mrivol.data import manifest_settings
+
+    return label_convention(bundle, manifest_settings(manifest).get("et_label"))
 
 
 def pool_oof(
@@ -60,7 +74,7 @@ def pool_oof(
             out_dir=out_dir,
             truth={c: label for c, (_, label) in cases.items()},
             case_fold={c: k for c, (k, _) in cases.items()},
-            labels=label_convention(bundle),
+            labels=manifest_labels(bundle, manifest),
             challenge=common_setting(bundle, "lesionwise_rules"),
         )
     scores = CvScores()
@@ -84,9 +98,10 @@ def tune_postprocessing(
 ) -> tuple[PostprocessingSearch, Path]:
     """Search the post-processing on the OOF label maps; write ``postprocessing.json``."""
     cases = oof_cases(manifest, sorted(records))
+    labels = manifest_labels(bundle, manifest)
     scorer = OofScorer(
         {c: (parent.oof_dir / f"{c}_seg.nii.gz", label) for c, (_, label) in cases.items()},
-        labels=label_convention(bundle),
+        labels=labels,
         challenge=common_setting(bundle, "lesionwise_rules"),
     )
     search = search_postprocessing(scorer)
@@ -95,7 +110,7 @@ def tune_postprocessing(
         parent.output_dir / POSTPROCESSING_FILE,
         folds=sorted(records),
         n_cases=len(cases),
-        labels=label_convention(bundle),
+        labels=labels,
         **search.to_json(),
     )
     return search, path

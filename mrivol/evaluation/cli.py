@@ -17,9 +17,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data=args.data,
         out=args.out,
         mc_samples=args.mc_samples,
+        tta=args.tta,
         net=args.net or default_network(args.bundle),
         fold=args.fold,
     )
+    if "fold_mean_dice_mean" in metrics:  # a CV parent: its folds and ensemble side by side
+        from mrivol.evaluation.evaluate_cv import format_cv_evaluation
+
+        print(format_cv_evaluation(metrics, tta=args.tta))
     for name, value in sorted(metrics.items()):
         print(f"{name:>20s}  {value:.4f}")
     return 0
@@ -41,8 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_evaluate)
     add_bundle_arguments(p)
-    p.add_argument("--run", required=True, help="MLflow run id or checkpoint file")
-    p.add_argument("--data", default=None, help="manifest (default: the run's own)")
+    p.add_argument(
+        "--run",
+        required=True,
+        help="MLflow run id (a training run, or a `mrivol cv` parent) or checkpoint file",
+    )
+    p.add_argument(
+        "--data", default=None, help="manifest (default: the run's own; a CV parent: test cases)"
+    )
+    p.add_argument("--tta", action="store_true", help="mirror every window (8 passes)")
     p.add_argument("--out", default=None, help="report directory")
     p.add_argument(
         "--mc-samples",

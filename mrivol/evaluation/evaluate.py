@@ -21,6 +21,7 @@ from mrivol.evaluation.seg_evaluation import evaluate_segmentations
 from mrivol.inference.infer import common_setting, label_convention, run_inference
 from mrivol.inference.run_ref import RunRef, resolve_run
 from mrivol.paths import bundle_dir, runs_dir
+from mrivol.tracking.runs import default_tracking_uri
 from mrivol.training.workflow import build_workflow
 
 __all__ = ["evaluate", "log_to_run", "predict_cases", "run_evaluator", "score_predictions"]
@@ -169,7 +170,22 @@ def evaluate(
         ValueError: a checkpoint file without ``data``, or cases that could not be scored.
     """
     from mrivol.data import manifest_settings, to_datalist
+    from mrivol.inference.ensemble import is_cv_parent_run
 
+    uri = kwargs.get("tracking_uri") or default_tracking_uri()
+    if is_cv_parent_run(run, tracking_uri=uri):
+        from mrivol.evaluation.evaluate_cv import evaluate_cv
+
+        return evaluate_cv(
+            bundle=bundle,
+            run=run,
+            data=data,
+            tracking_uri=uri,
+            out=out,
+            mc_samples=mc_samples,
+            tta=tta,
+            overrides=overrides,
+        )
     ref = resolve_run(run, **kwargs)
     manifest = data or ref.manifest
     if manifest is None:

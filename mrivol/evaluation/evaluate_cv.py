@@ -73,7 +73,8 @@ def evaluate_cv(
     tag = "tta_" if tta else ""
     out_dir = Path(out) if out else runs_dir() / f"eval-{run}" / ("tta" if tta else "plain")
     pred_dir = out_dir / "predictions"
-    labels, challenge = label_convention(bundle), common_setting(bundle, "lesionwise_rules")
+    labels = label_convention(bundle, ensemble.overrides.get("et_label"))
+    challenge = common_setting(bundle, "lesionwise_rules")
     ensemble_predict(
         ensemble,
         [{k: v for k, v in d.items() if k != "label"} for d in items.values()],

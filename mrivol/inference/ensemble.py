@@ -321,7 +321,7 @@ def infer_ensemble(
         raise ValueError(
             f"CV parent {ensemble.parent_run_name} is of bundle {ensemble.bundle!r}, not {bundle!r}"
         )
-    labels = label_convention(bundle)
+    labels = label_convention(bundle, ensemble.overrides.get("et_label"))
     pp = ensemble.postprocessing
     print(
         f"ensemble of {len(ensemble.models)} fold models of {ensemble.parent_run_name} "
