@@ -114,3 +114,36 @@ def test_every_bundled_configuration_loads():
         assert load_2025_evaluator(challenge) is not None
     with pytest.raises(ValueError, match="Unknown BraTS 2025 challenge"):
         load_2025_evaluator("BraTS2025-XYZ")
+
+
+def _truncated(path: Path, out: Path) -> Path:
+    raw = path.read_bytes()
+    out.write_bytes(raw[: len(raw) * 2 // 3])
+    return out
+
+
+def _missing(path: Path, out: Path) -> Path:
+    return out
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error", "what"),
+    [
+        (_missing, FileNotFoundError, "does not exist"),
+        # SimpleITK, which the evaluator reads with, would fill the cut-off part with zeros
+        (_truncated, ValueError, "is truncated or corrupted"),
+    ],
+    ids=["missing", "truncated"],
+)
+@pytest.mark.parametrize("role", ["prediction", "truth"])
+def test_a_missing_or_truncated_file_is_named_with_its_case(
+    folders, tmp_path, spoil, error, what, role
+):
+    pred, ref, cases = folders
+    case = cases[1]
+    files = {"prediction": pred / f"{case}.nii.gz", "truth": ref / f"{case}.nii.gz"}
+    files[role] = spoil(files[role], tmp_path / f"spoilt_{case}.nii.gz")
+    with pytest.raises(
+        error, match=f"case '{case}': the {role} file .*spoilt_{case}.nii.gz {what}"
+    ):
+        evaluate_2025([(case, files["prediction"], files["truth"])], "BraTS2025-GLI")
