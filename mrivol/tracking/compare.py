@@ -282,6 +282,12 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "--out", type=Path, default=None, help="PNG chart (default <runs>/compare-<experiment>.png)"
     )
     parser.add_argument("--no-plot", action="store_true", help="print the table only")
+    parser.add_argument(
+        "--cv",
+        action="store_true",
+        help="compare the cross-validations (mrivol cv parents) by their pooled OOF metrics "
+        "(default metric cv_mean_dice; implied by a cv_* --metric)",
+    )
     parser.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     return parser
 
@@ -296,6 +302,22 @@ def main_compare(args: argparse.Namespace) -> int:
     out_png = None
     if not getattr(args, "no_plot", False):
         out_png = args.out or runs_dir() / f"compare-{args.experiment}.png"
+    if getattr(args, "cv", False) or args.metric.startswith("cv_"):
+        from mrivol.tracking.compare_cv import compare_cv_parents, format_cv_comparison
+
+        metric = args.metric if args.metric.startswith("cv_") else "cv_mean_dice"
+        try:
+            df = compare_cv_parents(
+                args.experiment, metric=metric, tracking_uri=args.tracking_uri, out_png=out_png
+            )
+        except ValueError as err:
+            print(f"mrivol compare: error: {err}", file=sys.stderr)
+            return 2
+        print(f"{len(df)} cross-validations of {args.experiment}, best {metric} first:")
+        print(format_cv_comparison(df, metric=metric))
+        if out_png is not None:
+            print(f"chart: {out_png}")
+        return 0
     try:
         df = compare_runs(
             args.experiment,
