@@ -3,7 +3,8 @@
 A CV parent (:mod:`mrivol.tracking.cv_runs`) holds pooled out-of-fold metrics (``cv_*``) and
 the spread over its folds (``cv_fold_<metric>_mean`` / ``_std``); this table puts one row per
 parent, best first by ``metric``, with its network, folds, epochs, per-region scores, the
-post-processing gain and the wall time, and the chart shows the metric with its fold spread.
+post-processing gain (OOF score after minus before) and the training minutes of its folds (the
+sum of their ``epoch_seconds``); the chart shows the metric with its fold spread.
 Read with MLflow's own client; nothing is recomputed.
 
 Examples:
@@ -27,7 +28,7 @@ __all__ = ["CV_COLUMNS", "compare_cv_parents", "format_cv_comparison", "plot_cv_
 CV_COLUMNS = (
     "run_name", "network", "profile", "folds", "epochs", "{metric}", "spread",
     "cv_dice_tc", "cv_dice_wt", "cv_dice_et", "cv_lesionwise_dice", "cv_hd95",
-    "cv_balanced_accuracy", "cv_auc", "pp_gain", "wall_min", "status",
+    "cv_balanced_accuracy", "cv_auc", "pp_gain", "train_min", "status",
 )  # fmt: skip
 
 
@@ -36,17 +37,22 @@ def _row(client: Any, run: Any, metric: str) -> dict[str, Any]:
     stem = metric.removeprefix("cv_")
     spread = m.get(f"cv_fold_{stem}_std", math.nan)
     gain = m.get("cv_pp_score_after", math.nan) - m.get("cv_pp_score_before", math.nan)
+    children = fold_runs(client, run)
+    histories = (
+        client.get_metric_history(c.info.run_id, "epoch_seconds") for c in children.values()
+    )
+    seconds = sum(h.value for history in histories for h in history)
     return {
         "run_name": run.info.run_name,
         "network": params.get("network", ""),
         "profile": params.get("profile", ""),
-        "folds": len(fold_runs(client, run)),
+        "folds": len(children),
         "epochs": params.get("max_epochs", ""),
         metric: m.get(metric, math.nan),
         "spread": spread,
         **{k: m.get(k, math.nan) for k in CV_COLUMNS if k.startswith("cv_")},
         "pp_gain": gain,
-        "wall_min": m.get("cv_wall_seconds", math.nan) / 60.0,
+        "train_min": seconds / 60.0,
         "status": run.info.status,
         "run_id": run.info.run_id,
     }
@@ -95,7 +101,7 @@ def format_cv_comparison(df: pd.DataFrame, *, metric: str = "cv_mean_dice") -> s
     columns = [c.format(metric=metric) for c in CV_COLUMNS]
     table = df[[c for c in dict.fromkeys(columns) if c in df.columns]].copy()
     table = table.dropna(axis=1, how="all")
-    digits = {"wall_min": 1, "cv_hd95": 1}
+    digits = {"train_min": 1, "cv_hd95": 1}
     formatters = {
         c: (lambda d: lambda v: "-" if pd.isna(v) else f"{v:.{d}f}")(digits.get(c, 3))
         for c in table.columns
