@@ -35,12 +35,13 @@ TRAIN_ARGS = --bundle $(BUNDLE) --fold $(FOLD) \
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train evaluate infer data preprocess plan compare test test-slow lint format mlflow-ui postgres \
+.PHONY: help venv train cv study evaluate infer data preprocess plan compare test test-slow lint format mlflow-ui postgres \
 	mlflow-server docker-build docker-train clean
 
 help: ## list the targets and their variables
 	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=<overlay>] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
 	@echo "                     [PROFILE=cpu|gpu] [GPUS=n] [RESUME=1|0]   (multi-node: NNODES NODE_RANK MASTER_ADDR MASTER_PORT)"
+	@echo "                     cross-validation: [FOLDS=0,1,2] [NETS=unet,agms3d] [BUDGET=minutes] [TTA=1] [CV=1]"
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
@@ -56,14 +57,27 @@ venv: $(BIN)/mrivol ## create .venv with pinned torch and the package (done by e
 train: $(BIN)/mrivol ## train a bundle: synthesises phantoms when DATA is not given, logs to MLflow
 	$(BIN)/mrivol train $(TRAIN_ARGS)
 
-evaluate: $(BIN)/mrivol ## evaluate a run (RUN=<mlflow run id or checkpoint>) on its validation fold [MC=T, default 10]
+# cross-validation: every fold (FOLDS=0,1,2; default all) a child run of one MLflow parent
+FOLDS   ?=
+NETS    ?= unet,agms3d,dynunet,unetr,swin_unetr
+BUDGET  ?=
+CV_ARGS = --bundle $(BUNDLE) $(if $(FOLDS),--folds $(FOLDS)) $(if $(DATA),--data $(DATA)) \
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PROFILE),--profile $(PROFILE)) \
+	$(if $(BUDGET),--budget-minutes $(BUDGET))
+cv: $(BIN)/mrivol ## cross-validate BUNDLE/NET: FOLDS=0,1,.. EPOCHS=n; OOF metrics, tuned post-processing (re-run continues)
+	$(BIN)/mrivol cv $(CV_ARGS) $(if $(NET),--net $(NET)) --gpus $(GPUS)
+
+study: $(BIN)/mrivol ## cross-validate NETS=unet,agms3d,... on the same folds [BUDGET=minutes per fold]; pick the best
+	$(BIN)/mrivol study $(CV_ARGS) --nets $(NETS)
+
+evaluate: $(BIN)/mrivol ## evaluate a run on its validation fold, or a CV parent on DATA=test.csv [MC=T, default 10] [TTA=1]
 	$(BIN)/mrivol evaluate --bundle $(BUNDLE) --run $(RUN) $(if $(DATA),--data $(DATA)) \
-		$(if $(filter command line,$(origin MC)),--mc-samples $(MC))
+		$(if $(filter command line,$(origin MC)),--mc-samples $(MC)) $(if $(filter 1,$(TTA)),--tta)
 
 MC ?= 1
-infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [SUBMISSION=1]
+infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|CV parent|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [TTA=1] [SUBMISSION=1]
 	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT) --mc-samples $(MC) \
-		$(if $(filter 1,$(SUBMISSION)),--submission)
+		$(if $(filter 1,$(SUBMISSION)),--submission) $(if $(filter 1,$(TTA)),--tta)
 
 data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest (cached)
 	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))
@@ -77,8 +91,8 @@ preprocess: $(BIN)/mrivol ## preprocess MANIFEST into OUT (cached, parallel: WOR
 plan: $(BIN)/mrivol ## nnU-Net-style plan for MANIFEST (writes <manifest>.plans.json)
 	$(BIN)/mrivol plan --manifest $(MANIFEST) --out $(basename $(MANIFEST)).plans.json
 
-compare: $(BIN)/mrivol ## table and PNG chart of the runs of BUNDLE's experiment
-	$(BIN)/mrivol compare --experiment $(BUNDLE)
+compare: $(BIN)/mrivol ## table and PNG chart of the runs of BUNDLE's experiment (CV=1: its cross-validations)
+	$(BIN)/mrivol compare --experiment $(BUNDLE) $(if $(filter 1,$(CV)),--cv)
 
 # PostgreSQL server binaries for the MLflow-on-PostgreSQL test: Debian's package when initdb is
 # missing (needs root, as on CI); Debian keeps them off PATH, so they are linked into it
