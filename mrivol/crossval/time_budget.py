@@ -14,6 +14,7 @@ this handler.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["TimeBudget"]
@@ -26,17 +27,25 @@ class TimeBudget:
         seconds: the budget (> 0).
         lr_scheduler: a scheduler with ``T_max`` (cosine) to fit to the estimated epochs;
             ``None`` leaves the schedule alone.
+        clock: seconds now (``time.perf_counter``; a test passes its own).
 
     Examples:
         >>> TimeBudget(seconds=60).seconds
         60.0
     """
 
-    def __init__(self, *, seconds: float, lr_scheduler: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        seconds: float,
+        lr_scheduler: Any = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if not seconds > 0:
             raise ValueError(f"TimeBudget: seconds must be > 0, got {seconds!r}")
         self.seconds = float(seconds)
         self.lr_scheduler = lr_scheduler
+        self.clock = clock
         self.start: float | None = None
         self.first_epoch = 0
 
@@ -47,7 +56,7 @@ class TimeBudget:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
 
     def started(self, engine: Any) -> None:
-        self.start = time.perf_counter()
+        self.start = self.clock()
         self.first_epoch = int(engine.state.epoch)
 
     def epochs_that_fit(self, elapsed: float, done: int) -> int:
@@ -55,7 +64,8 @@ class TimeBudget:
         return max(done, int(self.seconds // (elapsed / max(done, 1))))
 
     def epoch_completed(self, engine: Any) -> None:
-        elapsed = time.perf_counter() - (self.start or time.perf_counter())
+        now = self.clock()
+        elapsed = now - (self.start if self.start is not None else now)
         done = int(engine.state.epoch) - self.first_epoch
         fit = self.first_epoch + self.epochs_that_fit(elapsed, done)
         engine.state.max_epochs = max(int(engine.state.epoch), min(engine.state.max_epochs, fit))
