@@ -36,7 +36,7 @@ export NNODES NODE_RANK MASTER_ADDR MASTER_PORT
 
 .DEFAULT_GOAL := help
 .PHONY: help venv train cv study evaluate infer data preprocess plan compare test test-slow lint format mlflow-ui postgres \
-	mlflow-server docker-build docker-train clean
+	register export-model test-postgres mlflow-server docker-build docker-train clean
 
 help: ## list the targets and their variables
 	@echo "usage: make <target> [BUNDLE=brats_seg] [NET=<overlay>] [DATA=manifest.csv] [FOLD=0] [EPOCHS=n]"
@@ -94,6 +94,14 @@ plan: $(BIN)/mrivol ## nnU-Net-style plan for MANIFEST (writes <manifest>.plans.
 compare: $(BIN)/mrivol ## table and PNG chart of the runs of BUNDLE's experiment (CV=1: its cross-validations)
 	$(BIN)/mrivol compare --experiment $(BUNDLE) $(if $(filter 1,$(CV)),--cv)
 
+ALIAS ?= champion
+FORMAT ?= onnx
+register: $(BIN)/mrivol ## register RUN's MLflow model as BUNDLE (NAME=...) with ALIAS=champion
+	$(BIN)/mrivol register --run $(RUN) --name $(or $(NAME),$(BUNDLE)) --alias $(ALIAS)
+
+export-model: $(BIN)/mrivol ## export RUN's model: FORMAT=onnx|torchscript OUT=file (parity-checked)
+	$(BIN)/mrivol export --run $(RUN) --format $(FORMAT) --out $(OUT)
+
 # PostgreSQL server binaries for the MLflow-on-PostgreSQL test: Debian's package when initdb is
 # missing (needs root, as on CI); Debian keeps them off PATH, so they are linked into it
 postgres: ## install PostgreSQL's server binaries if missing (root; CI runs this before the tests)
@@ -108,6 +116,9 @@ postgres: ## install PostgreSQL's server binaries if missing (root; CI runs this
 test: $(BIN)/mrivol ## run the fast test suite (what CI runs)
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; \
 	[ $$rc -eq 0 ]
+
+test-postgres: $(BIN)/mrivol postgres ## the MLflow-server-on-PostgreSQL test (slow-marked; CI runs it, may not skip)
+	MRIVOL_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -v -m slow tests/tracking/test_server.py -k postgresql
 
 test-slow: $(BIN)/mrivol ## run the heavy tests marked slow (longer trainings, MC inference, servers)
 	$(BIN)/python -m pytest -q -m slow

@@ -16,6 +16,8 @@ mrivol cv --bundle B [--net N] [--folds ...] crossval: every fold, OOF metrics, 
 mrivol study --bundle B --nets N1,N2,...     crossval: networks compared on the same folds
 mrivol compare --experiment B                tracking: an experiment's runs side by side
 mrivol runs [--fix-stale]                    tracking: runs left RUNNING by killed processes
+mrivol register --run RUN --name N [--alias A]  tracking: a run's model into the MLflow registry
+mrivol export --run RUN --format F --out FILE  tracking: TorchScript / ONNX, parity-checked
 mrivol mlflow-ui | mlflow-server             tracking: the MLflow UI / a tracking server
 """
 

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from mrivol.data import BRATS2023_MODALITIES, BRATS_MODALITIES
-from mrivol.inference.run_ref import RunRef, resolve_run
+from mrivol.inference.run_ref import RunRef, model_workflow, resolve_run
 from mrivol.io import atomic_path, write_csv_atomic
 from mrivol.paths import bundle_dir
 from mrivol.tracking.runs import default_tracking_uri
@@ -140,9 +140,13 @@ def run_inference(ref: RunRef, bundle: str, datalist: list[dict], out: Path, **s
         "infer#datalist": datalist,
     }
     logging.getLogger("ignite").setLevel(logging.WARNING)
-    workflow = build_workflow(
-        bundle, "inference", profile=ref.profile, net=ref.net, settings={**base, **settings}
-    )
+    settings = {**ref.overrides, **base, **settings}  # as trained, unless the caller says
+    if ref.config_files:  # a packaged model: its own configs and network (run_ref)
+        workflow = model_workflow(ref, settings)
+    else:
+        workflow = build_workflow(
+            bundle, "inference", profile=ref.profile, net=ref.net, settings=settings
+        )
     workflow.initialize()
     workflow.run()
     workflow.finalize()
@@ -171,7 +175,7 @@ def infer(
 
     Args:
         bundle: bundle name (``brats_seg``).
-        run: MLflow run id or checkpoint file.
+        run: MLflow run id, model URI (``models:/NAME@champion``) or checkpoint file.
         input: manifest CSV or folder of scans.
         out: output folder.
         mc_samples: MC-dropout samples T (1: deterministic).
@@ -240,13 +244,20 @@ def label_convention(bundle: str, et_label: int | None = None) -> str:
 
 def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``mrivol infer`` options (besides ``--bundle/--net/--fold``) to ``parser``."""
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
         "--run",
         "--checkpoint",
         dest="run",
-        required=True,
         help="MLflow run id (a training run, or a `mrivol cv` parent: its fold ensemble) or "
         "checkpoint file",
+    )
+    which.add_argument(
+        "--model",
+        dest="run",
+        metavar="URI",
+        help="registered MLflow model: models:/NAME@champion, models:/NAME/<version> or "
+        "runs:/RUN/model (its own inference configuration travels with it)",
     )
     parser.add_argument(
         "--input",

@@ -6,6 +6,8 @@
 * :mod:`~mrivol.tracking.system_metrics`: MLflow's system metrics (CPU, memory, GPU) of a run.
 * :mod:`~mrivol.tracking.store`: a sqlite store shared by concurrent runs (made once, WAL).
 * :mod:`~mrivol.tracking.stale_runs`: runs left RUNNING by killed processes, marked KILLED.
+* :mod:`~mrivol.tracking.models`: the run's MLflow model, the registry (``mrivol register``).
+* :mod:`~mrivol.tracking.export`: ``mrivol export``, TorchScript / ONNX with a parity check.
 * :mod:`~mrivol.tracking.compare`: ``mrivol compare``, a table and chart of an experiment.
 """
 

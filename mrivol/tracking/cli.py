@@ -1,4 +1,4 @@
-"""``mrivol compare``, ``runs``, ``mlflow-ui`` and ``mlflow-server``: the tracking commands."""
+"""``mrivol compare``, ``runs``, ``register``, ``export``, ``mlflow-ui``, ``mlflow-server``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,24 @@ def cmd_mlflow_server(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_register(args: argparse.Namespace) -> int:
+    from mrivol.tracking.models import register_run_model
+    from mrivol.tracking.runs import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    version = register_run_model(args.run, args.name, alias=args.alias, tracking_uri=uri)
+    alias = f" (alias {args.alias}: models:/{args.name}@{args.alias})" if args.alias else ""
+    print(f"registered {args.name} version {version.version} from run {args.run}{alias}")
+    print(f"  mrivol infer --model models:/{args.name}/{version.version} --input ... --out ...")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mrivol.tracking.export import main_export
+
+    return main_export(args)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``compare``, ``runs``, ``mlflow-ui`` and ``mlflow-server`` to the ``mrivol`` parser."""
     from mrivol.tracking.compare import add_compare_arguments
@@ -68,6 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="table and chart of an experiment's runs")
     p.set_defaults(func=cmd_compare)
     add_compare_arguments(p)
+
+    p = sub.add_parser("register", help="register a training run's model (MLflow registry)")
+    p.set_defaults(func=cmd_register)
+    p.add_argument("--run", required=True, help="training run id")
+    p.add_argument("--name", required=True, help="registered model name, e.g. brats_seg")
+    p.add_argument("--alias", default=None, help="alias moved to the new version (champion)")
+    p.add_argument("--tracking-uri", default=None, help="store (default: MLFLOW_TRACKING_URI)")
+
+    from mrivol.tracking.export import add_export_arguments
+
+    p = sub.add_parser("export", help="TorchScript / ONNX export of a run's model, parity-checked")
+    p.set_defaults(func=cmd_export)
+    add_export_arguments(p)
 
     p = sub.add_parser("mlflow-ui", help="serve the MLflow UI of the local tracking store")
     p.set_defaults(func=cmd_mlflow_ui)

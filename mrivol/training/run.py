@@ -5,12 +5,15 @@ One process, or one per GPU under torchrun (``gpus > 1`` re-launches through
 (:func:`resolve_manifest`), the MLflow run (:func:`mrivol.training.run_tracking.open_run`), the
 workflow, the network plan (:func:`ensure_plans`), the params (rank 0), then MONAI's workflow.
 MONAI's ``MLFlowHandler`` finds the unfinished run by name, logs metrics and artifacts into it
-and closes it when training completes. A run whose process was killed is continued by the same
+and closes it when training completes; the best weights are then logged as the run's MLflow
+model (:func:`mrivol.training.run_tracking.package_model`). A run that raises ends FAILED
+(KILLED on Ctrl-C). A run whose process was killed is continued by the same
 command, in the same MLflow run, from its last resume checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -25,7 +28,14 @@ from mrivol.tracking.datasets import log_manifest_datasets
 from mrivol.tracking.runs import best_epoch_metrics, default_tracking_uri, runs_url
 from mrivol.tracking.system_metrics import node_label, start_system_metrics, stop_system_metrics
 from mrivol.training.distributed import barrier, broadcast, init_distributed, rank
-from mrivol.training.run_tracking import RunHandle, config_hash, log_run_params, open_run
+from mrivol.training.launch import config_value
+from mrivol.training.run_tracking import (
+    RunHandle,
+    config_hash,
+    log_run_params,
+    open_run,
+    package_model,
+)
 from mrivol.training.workflow import (
     build_workflow,
     config_files,
@@ -198,12 +208,12 @@ def train(
 
     t0 = time.perf_counter()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        init_distributed()
-    lead = rank() == 0  # fixed now: finalize() ends the process group, and rank() with it
     profile = profile or detect_profile()
     net = net or default_network(bundle)
     files = config_files(bundle, "train", profile=profile, net=net, distributed=distributed)
+    if distributed:
+        init_distributed(config_value(files, overrides, "dist_timeout_minutes"))
+    lead = rank() == 0  # fixed now: finalize() ends the process group, and rank() with it
     manifest = resolve_manifest(bundle, profile, data)
     hashes = {
         "manifest_hash": manifest_hash(manifest),
@@ -244,6 +254,7 @@ def train(
                 **{k: str(v) for k, v in counts.items()},
                 **({"synthetic_manifest_hash": manifest_hash(synthetic)} if synthetic else {}),
                 **hashes,
+                "overrides": json.dumps(dict(overrides or {}), sort_keys=True, default=str),
                 "config_files": ",".join(f"{f.parent.name}/{f.name}" for f in files),
             },
             tags=tags,
@@ -268,10 +279,19 @@ def train(
         workflow.initialize()
         workflow.run()
         workflow.finalize()
+    except BaseException as err:  # the run ends FAILED (KILLED on Ctrl-C), not RUNNING forever
+        if lead and run.run_id is not None:
+            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            run.client.set_terminated(run.run_id, status=status)
+        raise
     finally:
         stop_system_metrics(monitor)
     if not lead:
         return None
+    package_model(
+        run, workflow.parser, bundle=bundle, net=net, profile=profile, fold=fold,
+        overrides=overrides,
+    )  # fmt: skip
     wall = time.perf_counter() - t0
     run.client.log_metric(run.run_id, "wall_seconds", wall)
     return TrainResult(

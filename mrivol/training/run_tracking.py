@@ -22,12 +22,20 @@ from mrivol.tracking.runs import (
     git_commit,
     make_run_name,
 )
-from mrivol.tracking.stale_runs import STALE_TAG, fix_stale_runs, process_tags
+from mrivol.tracking.stale_runs import STALE_TAG, fix_stale_runs, process_alive, process_tags
 from mrivol.tracking.store import prepare_store
 from mrivol.training.distributed import broadcast, rank
 from mrivol.training.resume import ResumeCheckpoint
 
-__all__ = ["RunHandle", "config_hash", "find_resumable_run", "log_run_params", "open_run"]
+__all__ = [
+    "RunHandle",
+    "claim_run_name",
+    "config_hash",
+    "find_resumable_run",
+    "log_run_params",
+    "open_run",
+    "package_model",
+]
 
 
 @dataclass
@@ -88,6 +96,8 @@ def find_resumable_run(
         max_results=20,
     )
     for run in runs:
+        if process_alive(run):  # another process is training it right now: never shared
+            continue
         # killed: still RUNNING, or marked KILLED as stale (:mod:`mrivol.tracking.stale_runs`)
         killed = run.info.status == "RUNNING" or STALE_TAG in run.data.tags
         if unfinished_only and not killed:
@@ -95,6 +105,25 @@ def find_resumable_run(
         if ResumeCheckpoint.exists(runs_dir() / run.info.run_name / "checkpoints"):
             return run
     return None
+
+
+def claim_run_name(name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... : the first whose output folder this process made.
+
+    Run names have a one-second timestamp; trainings of one network and fold started in the
+    same second (several at once on one machine) would otherwise share a name, an output folder
+    and, through MONAI's ``MLFlowHandler`` (which finds its run by name), an MLflow run.
+    ``mkdir`` is atomic: exactly one process gets each name.
+    """
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        candidate = name if i == 1 else f"{name}-{i}"
+        try:
+            (runs_dir() / candidate).mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise RuntimeError(f"no free run name after {name}-999 in {runs_dir()}")
 
 
 def open_run(
@@ -145,8 +174,10 @@ def open_run(
                 print(
                     f"run {handle.run_name} was interrupted: resuming it (--new-run starts afresh)"
                 )
-        elif resume:
-            print(f"nothing to resume for {bundle}/{net}/fold{fold}: new run", flush=True)
+        else:
+            if resume:
+                print(f"nothing to resume for {bundle}/{net}/fold{fold}: new run", flush=True)
+            handle.run_name = claim_run_name(handle.run_name)
     handle.run_name, handle.resuming = broadcast((handle.run_name, handle.resuming))
     return handle
 
@@ -195,3 +226,69 @@ def log_run_params(
     handle.client.log_batch(
         handle.run_id, params=[mlflow.entities.Param(k, v) for k, v in params.items()]
     )
+
+
+def package_model(
+    handle: RunHandle,
+    parser: Any,
+    *,
+    bundle: str,
+    net: str,
+    profile: str,
+    fold: int,
+    overrides: Mapping[str, Any] | None,
+) -> str | None:
+    """Log the run's best weights as its MLflow model, with the inference configuration (rank 0).
+
+    The network of the run (``network_def``) gets the best weights (``<ckpt_dir>/model.pt``)
+    and is logged by :func:`mrivol.tracking.models.log_network` with one patch of the training
+    size as input example (``roi_size``, or ``input_size`` for whole-volume bundles), the
+    bundle's inference config files and the settings that rebuild its configuration.
+    ``--set log_model=false`` (or ``log_model: false`` in a config) turns it off.
+
+    Returns:
+        The model URI, or ``None`` when nothing was logged (switched off, no best checkpoint,
+        or a network whose output is not one tensor; the reason is printed).
+    """
+    import torch
+
+    from mrivol.paths import bundle_dir
+    from mrivol.tracking.models import log_network
+    from mrivol.training.workflow import config_files
+
+    if not parser.get("log_model", True) or "network_def" not in parser:
+        return None
+    best = Path(parser.get_parsed_content("ckpt_dir")) / "model.pt"
+    size_key = next((k for k in ("roi_size", "input_size") if k in parser), None)
+    if not best.is_file() or size_key is None:
+        print(f"no MLflow model logged: no best checkpoint {best} or patch size", flush=True)
+        return None
+    try:
+        files = config_files(bundle, "inference", profile=profile, net=net)
+    except ValueError:  # a bundle without inference.yaml: the network alone
+        files = []
+    files = [*files, bundle_dir(bundle) / "configs" / "metadata.json"] if files else []
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+    settings = {
+        "bundle": bundle,
+        "net": net,
+        "profile": profile,
+        "fold": fold,
+        "overrides": dict(overrides or {}),
+        "config_files": [f.name for f in files],
+        "run_id": handle.run_id,
+    }
+    try:
+        return log_network(
+            network,
+            run_id=handle.run_id,
+            tracking_uri=handle.tracking_uri,
+            patch_size=[int(s) for s in parser.get_parsed_content(size_key)],
+            in_channels=int(parser.get_parsed_content("in_channels")),
+            settings=settings,
+            files=files,
+        )
+    except ValueError as err:
+        print(f"no MLflow model logged: {err}", flush=True)
+        return None

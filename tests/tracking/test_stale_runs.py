@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 
 from mrivol.tracking.stale_runs import (
     HOST_TAG,
@@ -15,7 +16,7 @@ from mrivol.tracking.stale_runs import (
     find_stale_runs,
     process_tags,
 )
-from tests.conftest import run_mrivol
+from tests.conftest import run_mrivol, tiny_set_args
 
 
 def _dead_pid() -> int:
@@ -49,3 +50,18 @@ def test_runs_fix_stale_marks_only_runs_whose_process_is_gone(store_env):
                       "other-host": "RUNNING", "untagged": "RUNNING"}  # fmt: skip
     assert "ended without closing the run" in client.get_run(ids["killed"]).data.tags[STALE_TAG]
     assert find_stale_runs(client, [experiment]) == []
+
+
+@pytest.mark.slow
+def test_the_next_train_marks_a_killed_run(store_env, tiny_brats_manifest):
+    """A run whose process died (no checkpoint to resume) is KILLED once `mrivol train` runs."""
+    client = mlflow.MlflowClient(store_env["MLFLOW_TRACKING_URI"])
+    experiment = client.create_experiment("brats_seg")
+    dead = {**process_tags(), PID_TAG: str(_dead_pid())}
+    stale = client.create_run(experiment, run_name="killed", tags=dead).info.run_id
+    out = run_mrivol(["train", "--data", str(tiny_brats_manifest), "--epochs", "1",
+                      "--set", "log_model=false", *tiny_set_args()], store_env)  # fmt: skip
+    assert "run killed was left RUNNING by a killed process: marked KILLED" in out
+    assert client.get_run(stale).info.status == "KILLED"
+    (new,) = [r for r in client.search_runs([experiment]) if r.info.run_id != stale]
+    assert new.info.status == "FINISHED"
