@@ -41,7 +41,8 @@ def label_map_to_regions(label: torch.Tensor, *, et_label: int = 4) -> torch.Ten
 class CachedBatch(PrepareBatch):
     """``prepare_batch`` for compactly cached BraTS batches (see the module docstring).
 
-    A label that is already multi-channel or floating point is only moved and cast.
+    A single-channel label is a BraTS label map (uint8 from the cache, or float after a spatial
+    augmentation with nearest interpolation); a multi-channel one is only moved and cast.
 
     Args:
         et_label: the enhancing-tumour label (4 for BraTS 2018-2022, 3 for 2023+).
@@ -73,7 +74,7 @@ class CachedBatch(PrepareBatch):
         label = batchdata.get(self.label_key)
         if label is not None:
             label = label.to(device=device, non_blocking=non_blocking, **kwargs)
-            if not label.is_floating_point() and label.shape[1] == 1:
+            if label.shape[1] == 1:  # a label map (spatial augmentation may make it float)
                 label = label_map_to_regions(label, et_label=self.et_label)
             label = label.to(self.dtype)
         return image.to(self.dtype), label

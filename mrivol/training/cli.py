@@ -61,8 +61,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mrivol.training.workflow import config_files, default_network
 
     if args.gpus > 1 and "LOCAL_RANK" not in os.environ:  # re-launch on N processes per node
+        from mrivol.training.launch import prepare_before_ranks
+        from mrivol.training.workflow import detect_profile
+
         net = args.net or default_network(args.bundle)
         config_files(args.bundle, "train", profile="cpu", net=net, distributed=True)  # checks
+        prepare_before_ranks(  # data and plan once, here, not by rank 0 while the rest wait
+            bundle=args.bundle,
+            net=net,
+            profile=args.profile or detect_profile(),
+            data=args.data,
+            overrides=dict(args.set or []),
+            processes=args.gpus,
+        )
         env = {
             k: os.environ.get(k) or None
             for k in ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")

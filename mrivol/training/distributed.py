@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -66,10 +67,15 @@ def distributed_device() -> torch.device:
     return torch.device("cpu")
 
 
-def init_distributed() -> None:
+def init_distributed(timeout_minutes: float | None = None) -> None:
     """Join the process group torchrun describes (idempotent); pin this rank's GPU.
 
     On the CPU, each rank gets its share of the cores for torch's intra-op threads.
+
+    Args:
+        timeout_minutes: how long a collective (a barrier while rank 0 works alone) may wait
+            before the process group gives up (the config's ``dist_timeout_minutes``);
+            ``None``: torch's default (10 minutes for NCCL, 30 for gloo).
 
     Raises:
         RuntimeError: not started by torchrun (no ``WORLD_SIZE`` / ``RANK`` in the environment).
@@ -81,13 +87,16 @@ def init_distributed() -> None:
             "multi_gpu_train.yaml needs torchrun's environment (RANK, WORLD_SIZE): "
             "start it with `mrivol train --gpus N` or `torchrun --nproc_per_node N ...`"
         )
+    if timeout_minutes is not None and timeout_minutes <= 0:
+        raise ValueError(f"dist_timeout_minutes must be > 0, got {timeout_minutes}")
+    timeout = {"timeout": timedelta(minutes=timeout_minutes)} if timeout_minutes else {}
     if torch.cuda.is_available():
         torch.cuda.set_device(distributed_device())
-        dist.init_process_group(backend="nccl")
+        dist.init_process_group(backend="nccl", **timeout)
     else:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend="gloo", **timeout)
 
 
 def destroy_distributed() -> None:

@@ -61,7 +61,9 @@ def test_run_params_cover_hyperparameters_and_provenance(trained, tiny_brats_man
         "max_epochs": "2",
         "roi_size": "[32, 32, 32]",
         "network_def.channels": "[16, 32, 64, 128]",
-        "base_loss._target_": "DiceCELoss",
+        "segmentation_loss._target_": "DiceCELoss",
+        "base_loss._target_": "mrivol.losses.BoundaryCompoundLoss",
+        "boundary_loss_weight": "0.0",
     }
     assert {k: params.get(k) for k in expected} == expected
     assert re.fullmatch(r"[0-9a-f]{64}", params["manifest_hash"])
