@@ -169,8 +169,13 @@ def _combine_case(
     labels: str,
     rules: Postprocessing | None,
     raw_dir: Path | None,
+    uncertainty: bool = False,
 ) -> Path:
-    """Average one case's fold outputs into ``out``; returns its label map."""
+    """Average one case's fold outputs into ``out``; returns its label map.
+
+    ``uncertainty``: write the entropy and MI of the pooled samples (``mc_samples`` > 1), even
+    where every fold gave one (deterministic) sample: then the spread is between folds only.
+    """
     from mrivol.transforms import BratsRegionsToLabels
 
     weights = {k: samples[k] / sum(samples.values()) for k in fold_dirs}
@@ -202,7 +207,7 @@ def _combine_case(
     _save(label_map, affine, seg, np.uint8)
     for i, region in enumerate(regions):
         _save(mean[i], affine, out / f"{case}_prob_{region}.nii.gz", np.float32)
-        if any(s > 1 for s in samples.values()):
+        if uncertainty:
             entropy = binary_entropy(mean[i])
             _save(entropy, affine, out / f"{case}_entropy_{region}.nii.gz", np.float32)
             mi = np.maximum(entropy - expected[i], 0.0)
@@ -280,6 +285,7 @@ def ensemble_predict(
             labels=labels,
             rules=rules,
             raw_dir=raw_dir,
+            uncertainty=int(mc_samples) > 1,
         )
         for item in datalist
     ]

@@ -91,6 +91,7 @@ def test_mc_uncertainty_pools_folds_and_includes_their_disagreement(tmp_path):
         labels="brats2021",
         rules=None,
         raw_dir=None,
+        uncertainty=True,
     )
     p_bar = (2 * 0.2 + 0.7) / 3
     expected_entropy = (2 * (0.45 - 0.05) + binary_entropy(np.array(0.7))) / 3
