@@ -99,7 +99,7 @@ FORMAT ?= onnx
 register: $(BIN)/mrivol ## register RUN's MLflow model as BUNDLE (NAME=...) with ALIAS=champion
 	$(BIN)/mrivol register --run $(RUN) --name $(or $(NAME),$(BUNDLE)) --alias $(ALIAS)
 
-export-model: $(BIN)/mrivol ## export RUN's model: FORMAT=onnx|torchscript OUT=file (parity-checked)
+export-model: $(BIN)/mrivol ## export RUN's model: FORMAT=onnx|torchscript|bundle OUT=file or folder (parity-checked)
 	$(BIN)/mrivol export --run $(RUN) --format $(FORMAT) --out $(OUT)
 
 # PostgreSQL server binaries for the MLflow-on-PostgreSQL test: Debian's package when initdb is

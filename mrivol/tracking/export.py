@@ -8,7 +8,9 @@ deep supervision, which only traces the eval-mode path), ONNX through MONAI's
 :func:`~monai.networks.utils.convert_to_onnx` (PyTorch's ``torch.export``-based exporter, with
 ``dynamic_axes`` on batch and space). The TorchScript file carries the model's mrivol settings
 and config files as extra files (as MONAI's ``ckpt_export`` does), the ONNX file its settings as
-metadata properties.
+metadata properties. ``--format bundle`` writes a MONAI bundle folder instead, its TorchScript
+weights made by ``monai.bundle ckpt_export`` itself from the shipped configs
+(:func:`export_bundle`).
 
 The parity check is part of the export: the exported file is loaded back (TorchScript, ONNX
 Runtime on the CPU) and run on a seeded random input of ``size`` and on a second one of half
@@ -36,12 +38,14 @@ __all__ = [
     "ExportParityError",
     "ExportResult",
     "add_export_arguments",
+    "export_bundle",
     "export_network",
     "load_exported",
     "main_export",
 ]
 
-FORMATS = ("torchscript", "onnx")
+FILE_FORMATS = ("torchscript", "onnx")
+FORMATS = (*FILE_FORMATS, "bundle")  # bundle: a MONAI bundle folder (export_bundle)
 DEFAULT_TOLERANCE = 1e-4
 AXES = {0: "batch", 2: "x", 3: "y", 4: "z"}
 
@@ -123,20 +127,15 @@ def export_network(
         The :class:`ExportResult` with the largest absolute difference.
 
     Raises:
-        ValueError: an unknown format.
+        ValueError: an unknown format (a MONAI bundle folder: :func:`export_bundle`).
         ExportParityError: the difference exceeds ``tolerance`` (the file is kept to look at).
     """
-    import numpy as np
-    import torch
-
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"unknown file format {fmt!r}; choose one of {', '.join(FILE_FORMATS)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     network = network.cpu().eval()
-    generator = torch.Generator().manual_seed(seed)
-    shapes = [(1, in_channels, *size), (2, in_channels, *(s // 2 for s in size))]
-    inputs = [torch.randn(shape, generator=generator) for shape in shapes]
+    inputs = _parity_inputs(in_channels, size, seed)
     info = json.dumps(dict(metadata or {}), default=str)
     t0 = time.perf_counter()
     if fmt == "torchscript":
@@ -152,7 +151,25 @@ def export_network(
         )  # fmt: skip
         onnx.helper.set_model_props(model, {"mrivol": info})
         onnx.save(model, str(out))
-    seconds = time.perf_counter() - t0
+    return _check_parity(network, out, fmt, inputs, tolerance, time.perf_counter() - t0)
+
+
+def _parity_inputs(in_channels: int, size: Sequence[int], seed: int) -> list[Any]:
+    """Seeded random ``(1, C, *size)`` and ``(2, C, *size // 2)`` inputs."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(1, in_channels, *size), (2, in_channels, *(s // 2 for s in size))]
+    return [torch.randn(shape, generator=generator) for shape in shapes]
+
+
+def _check_parity(
+    network: Any, out: Path, fmt: str, inputs: Sequence[Any], tolerance: float, seconds: float
+) -> ExportResult:
+    """Run the exported ``out`` and ``network`` on ``inputs``; fail above ``tolerance``."""
+    import numpy as np
+    import torch
+
     run = load_exported(out, fmt)
     diffs = {}
     for x in inputs:
@@ -173,6 +190,98 @@ def export_network(
     return result
 
 
+BUNDLE_SETTINGS = "mrivol_settings.json"  # the model's settings, merged after the bundle configs
+
+
+def export_bundle(
+    model: Any,
+    out: str | Path,
+    *,
+    size: Sequence[int] = (64, 64, 64),
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+) -> ExportResult:
+    """Write a packaged model as a MONAI bundle folder with TorchScript weights.
+
+    The layout is the MONAI bundle specification's: ``configs/`` (the inference config files
+    the model shipped with, ``metadata.json`` and :data:`BUNDLE_SETTINGS`: the training's
+    top-level ``--set`` overrides, ``checkpoint`` pointing at ``models/model.pt`` and, for a
+    plan-based network, its plan, so the configs rebuild the network without the training
+    manifest), ``models/model.pt`` (the weights),
+    ``models/model.ts`` written by MONAI's own ``monai.bundle ckpt_export`` from those configs
+    and weights (scripted; traced at ``(1, C, *size)`` when the network does not script), and
+    ``docs/README.md`` from the bundle when the checkout has it. The TorchScript file is then
+    checked against the model as :func:`export_network` does. The folder is assembled next to
+    ``out`` and renamed into place, so a failed export leaves nothing behind.
+
+    Args:
+        model: a :class:`mrivol.tracking.models.PackagedModel`.
+        out: the bundle folder to create (must not exist, or be empty).
+
+    Raises:
+        FileExistsError: ``out`` exists and is not empty.
+        ExportParityError: the TorchScript weights differ from the model's network.
+    """
+    import shutil
+
+    import torch
+    from monai.bundle import ckpt_export
+
+    from mrivol.inference.run_ref import inference_overrides
+    from mrivol.paths import bundles_root
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty: choose a new bundle folder")
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for sub in ("configs", "models", "docs"):
+        (tmp / sub).mkdir(parents=True)
+    shipped = [f for f in model.config_files() if f.is_file()]
+    configs = []
+    for f in shipped:
+        shutil.copy2(f, tmp / "configs" / f.name)
+        if f.name != "metadata.json":
+            configs.append(tmp / "configs" / f.name)
+    settings = inference_overrides(model.settings.get("overrides"))
+    if "plans" in model.settings:
+        settings["plans"] = model.settings["plans"]
+    settings["checkpoint"] = "$@bundle_root + '/models/model.pt'"  # the bundle's own weights
+    (tmp / "configs" / BUNDLE_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+    configs.append(tmp / "configs" / BUNDLE_SETTINGS)
+    readme = bundles_root() / str(model.settings.get("bundle", "")) / "docs" / "README.md"
+    if readme.is_file():
+        shutil.copy2(readme, tmp / "docs" / "README.md")
+    network = model.network.cpu().eval()
+    torch.save(network.state_dict(), tmp / "models" / "model.pt")
+    inputs = _parity_inputs(int(model.input_shape[1]) if model.input_shape else 4, size, seed)
+    common = {
+        "net_id": "network_def",
+        "filepath": str(tmp / "models" / "model.ts"),
+        "ckpt_file": str(tmp / "models" / "model.pt"),
+        "meta_file": str(tmp / "configs" / "metadata.json"),
+        "config_file": [str(f) for f in configs],
+        "bundle_root": str(tmp),
+    }
+    t0 = time.perf_counter()
+    try:
+        ckpt_export(**common)
+    except Exception:  # TorchScript cannot compile it (DynUNet): trace the eval-mode graph
+        ckpt_export(
+            **common, use_trace=True, input_shape=list(inputs[0].shape),
+            converter_kwargs={"check_trace": False},
+        )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    result = _check_parity(network, tmp / "models" / "model.ts", "torchscript", inputs,
+                           tolerance, seconds)  # fmt: skip
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    result.path = out / "models" / "model.ts"
+    result.format = "bundle"
+    return result
+
+
 def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``mrivol export`` options to ``parser``."""
     parser.add_argument(
@@ -180,7 +289,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         help="training run id (its MLflow model), or a model URI (models:/NAME@champion)",
     )  # fmt: skip
     parser.add_argument("--format", choices=FORMATS, required=True, dest="fmt")
-    parser.add_argument("--out", required=True, type=Path, help="file to write (.ts / .onnx)")
+    parser.add_argument(
+        "--out", required=True, type=Path,
+        help="file to write (.ts / .onnx), or the folder of a MONAI bundle (--format bundle)",
+    )  # fmt: skip
     parser.add_argument(
         "--size", type=int, nargs=3, default=[64, 64, 64], help="parity input size (64 64 64)"
     )
@@ -207,14 +319,21 @@ def main_export(args: argparse.Namespace) -> int:
         )
         in_channels = int(model.input_shape[1]) if model.input_shape else 4
         try:
-            result = export_network(
-                model.network, args.fmt, args.out, in_channels=in_channels, size=args.size,
-                tolerance=args.tolerance, metadata={**model.settings, "source": uri},
-                files=[f for f in model.config_files() if f.is_file()],
-            )  # fmt: skip
+            if args.fmt == "bundle":
+                result = export_bundle(model, args.out, size=args.size, tolerance=args.tolerance)
+            else:
+                result = export_network(
+                    model.network, args.fmt, args.out, in_channels=in_channels,
+                    size=args.size, tolerance=args.tolerance,
+                    metadata={**model.settings, "source": uri},
+                    files=[f for f in model.config_files() if f.is_file()],
+                )  # fmt: skip
         except ExportParityError as err:
             print(f"mrivol export: parity check failed: {err}", file=sys.stderr)
             return 1
+        except FileExistsError as err:
+            print(f"mrivol export: {err}", file=sys.stderr)
+            return 2
     print(f"{result.format} written to {result.path} in {result.export_seconds:.1f} s")
     for shape, diff in result.diffs.items():
         print(f"  parity on {shape}: max abs difference {diff:.3g} (tolerance {args.tolerance:g})")

@@ -243,7 +243,8 @@ def package_model(
     The network of the run (``network_def``) gets the best weights (``<ckpt_dir>/model.pt``)
     and is logged by :func:`mrivol.tracking.models.log_network` with one patch of the training
     size as input example (``roi_size``, or ``input_size`` for whole-volume bundles), the
-    bundle's inference config files and the settings that rebuild its configuration.
+    bundle's inference config files and the settings that rebuild its configuration (for a
+    plan-based network its plan, and under ``plan_geometry`` the planned spacing and patch).
     ``--set log_model=false`` (or ``log_model: false`` in a config) turns it off.
 
     Returns:
@@ -270,14 +271,21 @@ def package_model(
     files = [*files, bundle_dir(bundle) / "configs" / "metadata.json"] if files else []
     network = parser.get_parsed_content("network_def")
     network.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+    overrides = dict(overrides or {})
+    extra = {}
+    if "plans" in parser:  # a plan-based network: the plan travels with it (no manifest needed)
+        extra["plans"] = parser.get_parsed_content("plans")
+        if parser.get("plan_geometry", False):  # trained at the planned spacing and patch
+            overrides |= {k: parser.get_parsed_content(k) for k in ("spacing", "roi_size")}
     settings = {
         "bundle": bundle,
         "net": net,
         "profile": profile,
         "fold": fold,
-        "overrides": dict(overrides or {}),
+        "overrides": overrides,
         "config_files": [f.name for f in files],
         "run_id": handle.run_id,
+        **extra,
     }
     try:
         return log_network(

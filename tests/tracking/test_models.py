@@ -3,6 +3,7 @@ alias; `mrivol infer --model models:/brats_seg@champion` equals `--run RUN`; `mr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -12,6 +13,7 @@ import pytest
 from mlflow.models import Model
 
 from mrivol.cli import main
+from mrivol.inference.infer import input_datalist
 from mrivol.tracking.models import load_packaged_model, run_model_uri
 from tests.conftest import TINY_OVERRIDES, train_in_store, write_tiny_brats_case
 
@@ -101,3 +103,43 @@ def test_export_of_the_run_passes_its_parity_check(trained, tmp_path, capsys, fm
              for line in printed.splitlines() if "parity on" in line]  # fmt: skip
     assert len(diffs) == 2 and max(diffs) <= 1e-4, printed
     assert "parity on 1x4x64x64x64" in printed and out.is_file()
+
+
+def test_exported_monai_bundle_runs_with_monai_alone_and_segments_as_the_run(
+    trained, unseen_case, tmp_path, monkeypatch
+):
+    """`mrivol export --format bundle`: MONAI's `ckpt_export` TorchScript file with the shipped
+    configs inside, and a folder that `python -m monai.bundle run` segments with as the run does."""
+    import subprocess
+    import sys
+
+    import torch
+
+    result, uri = trained
+    out = tmp_path / "bundle"
+    _mrivol(monkeypatch, uri, "export", "--run", result.run_id, "--format", "bundle",
+            "--out", str(out))  # fmt: skip
+    assert (out / "models" / "model.pt").is_file() and (out / "docs" / "README.md").is_file()
+    extra = {"metadata.json": "", "inference.json": "", "mrivol_settings.json": ""}
+    torch.jit.load(str(out / "models" / "model.ts"), _extra_files=extra)  # ckpt_export's layout
+    assert b'"roi_size": [32, 32, 32]' in extra["mrivol_settings.json"].replace(b"\n", b"")
+    assert json.loads(extra["inference.json"])["infer"]["evaluator"]  # the configs travel along
+    # a non-empty folder is refused (exit 2), nothing overwritten
+    assert main(["export", "--run", result.run_id, "--format", "bundle", "--out", str(out),
+                 "--tracking-uri", uri]) == 2  # fmt: skip
+
+    _mrivol(monkeypatch, uri, "infer", "--run", result.run_id, "--input", str(unseen_case),
+            "--out", str(tmp_path / "run"))  # fmt: skip
+    datalist = input_datalist(unseen_case)  # as `mrivol infer --input DIR` reads it
+    configs = [str(out / "configs" / f) for f in ("base.yaml", "supervised.yaml", "common.yaml",
+               "inference.yaml", "cpu.yaml", "unet.yaml", "mrivol_settings.json")]  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(configs),
+         "--meta_file", str(out / "configs" / "metadata.json"), "--bundle_root", str(out),
+         "--infer#datalist", repr(datalist), "--output_dir", str(tmp_path / "monai")],
+        check=True, capture_output=True, cwd=tmp_path,
+    )  # fmt: skip
+    by_monai = nib.load(tmp_path / "monai" / "predictions" / "unseen_000_seg.nii.gz")
+    by_run = nib.load(tmp_path / "run" / "unseen_000_seg.nii.gz")
+    np.testing.assert_allclose(by_monai.affine, by_run.affine)
+    np.testing.assert_array_equal(np.asarray(by_monai.dataobj), np.asarray(by_run.dataobj))
