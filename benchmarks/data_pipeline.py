@@ -1,0 +1,309 @@
+"""Benchmark brats_seg's data path: the compact, multi-thread cache against the chain it replaced.
+
+Both chains are measured side by side in one run, on the same phantoms:
+
+* **before**: brats_seg 0.5.0's chain: float32 image, the label map turned into float32 TC / WT /
+  ET channels *before* the cache, one cache thread (MONAI's ``NibabelReader`` is not
+  thread-safe), and ``RandCropByPosNegLabeld`` recomputing the tumour / head voxel indices of
+  the whole volume for every sample, after a deep copy of the cached case;
+* **after**: the bundle's chain as configured now (``bundles/brats_seg/configs``): image in
+  ``cache_dtype`` (float16), a uint8 label map (regions made on the device by
+  :class:`mrivol.training.CachedBatch`), indices computed once per case (``FgBgToIndicesd``)
+  and capped (``CapIndicesd``), several cache threads (``ThreadSafeNibabelReader``), no copy.
+
+Figures (keys of the JSON object printed last):
+
+The phantoms are skull-stripped with their true brain mask, as BraTS distributes its cases
+(zero background: the bundle's foreground crop keeps the brain); the raw phantoms (whole head in
+Rician noise, nothing to crop) are measured for the cache size too.
+
+* ``cached_mb_per_case_{before,after}``: MiB a full-size (240x240x155, 1 mm) skull-stripped
+  phantom case takes in the cache through the gpu profile's deterministic transforms
+  (``raw_head_cached_mb_per_case_{before,after}``: the raw, unstripped phantom);
+* ``fill_s_per_case_{1,2}_workers`` and ``fill_speedup_2_workers``: wall seconds per case to
+  fill the after-cache of ``--cases`` full-size cases with one and with two threads
+  (``fill_s_per_case_before``: the before chain, one thread, as it ran);
+* ``sample_cpu_ms_{before,after}`` and ``sample_cpu_ratio``: CPU milliseconds per random
+  training sample (crop + augmentation) drawn from a cached full-size case;
+* ``data_wait_share_{before,after}``: the share of a cpu-profile training step (2 mm phantoms,
+  64^3 patches, batch 2 x 2 samples, the bundle's U-Net, Dice+CE, AdamW) spent waiting for the
+  batch, with the cpu profile's loader (no worker processes on 2 cores).
+
+Usage::
+
+    python benchmarks/data_pipeline.py                 # phantoms under ~/.cache/mrivol/bench
+    python benchmarks/data_pipeline.py --cases 4 --steps 6 --dir /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monai.bundle import ConfigParser  # noqa: E402
+from monai.transforms import (  # noqa: E402
+    CastToTyped,
+    Compose,
+    ConvertToMultiChannelBasedOnBratsClassesd,
+    CropForegroundd,
+    EnsureTyped,
+    LoadImaged,
+    NormalizeIntensityd,
+    Orientationd,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    Spacingd,
+    SpatialPadd,
+)
+from monai.transforms.transform import Randomizable  # noqa: E402
+
+from mrivol.data import BudgetedCacheDataset  # noqa: E402
+from mrivol.data.cache_budget import item_nbytes  # noqa: E402
+from mrivol.paths import cache_dir  # noqa: E402
+from mrivol.synth.phantoms import case_files, generate_brats_phantoms  # noqa: E402
+from mrivol.training import CachedBatch, config_files  # noqa: E402
+from mrivol.training.workflow import build_network  # noqa: E402
+
+MB = 1024**2
+
+
+def phantom_datalist(root: Path, cases: int, shape: tuple[int, ...], spacing: float) -> list[dict]:
+    """``cases`` phantoms of ``shape`` at ``spacing`` mm (made once, reused) as a datalist."""
+    dirs = generate_brats_phantoms(
+        root, n_cases=cases, shape=shape, spacing=(spacing,) * 3, workers=2, progress=False
+    )
+    items = []
+    for d in dirs:
+        name = d.name
+        items.append(
+            {
+                "image": [str(d / f"{name}_{m}.nii.gz") for m in ("t1", "t1ce", "t2", "flair")],
+                "label": str(d / f"{name}_seg.nii.gz"),
+                "case": name,
+            }
+        )
+    return items
+
+
+def skull_stripped(items: list[dict], root: Path) -> list[dict]:
+    """The cases masked by their true brain mask, as BraTS distributes them (made once).
+
+    BraTS cases are skull-stripped with a zero background, so the bundle's foreground crop
+    keeps the brain; the raw phantoms show the whole head in Rician noise (nothing to crop).
+    """
+    out = []
+    for item in items:
+        case_dir = Path(item["label"]).parent
+        mask = np.asarray(nib.load(case_files(case_dir)["brainmask"]).dataobj) > 0
+        target = root / item["case"]
+        target.mkdir(parents=True, exist_ok=True)
+        images = []
+        for path in item["image"]:
+            dst = target / Path(path).name
+            if not dst.is_file():
+                img = nib.load(path)
+                data = np.asarray(img.dataobj) * mask
+                tmp = dst.with_name(f".{dst.name}")
+                nib.save(nib.Nifti1Image(data.astype(img.get_data_dtype()), img.affine), tmp)
+                tmp.replace(dst)
+            images.append(str(dst))
+        out.append({**item, "image": images})
+    return out
+
+
+def bundle_values(profile: str) -> ConfigParser:
+    """The brats_seg training config of ``profile`` (unet), unresolved."""
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in config_files("brats_seg", "train", profile=profile,
+                                                    net="unet")])  # fmt: skip
+    parser["manifest"] = "unused.csv"
+    return parser
+
+
+def after_chain(parser: ConfigParser) -> list:
+    """The bundle's training chain as configured now (cached head + random tail)."""
+    return (
+        parser.get_parsed_content("preprocessing_transforms")
+        + parser.get_parsed_content("train_augmentation", instantiate=True)
+        + parser.get_parsed_content("intensity_augmentation")
+    )
+
+
+def before_chain(parser: ConfigParser) -> list:
+    """brats_seg 0.5.0's training chain (float32 regions cached, indices per sample)."""
+    spacing = parser.get_parsed_content("spacing")
+    roi = parser.get_parsed_content("roi_size")
+    keys = ["image", "label"]
+    return [
+        LoadImaged(keys, ensure_channel_first=True, image_only=True),
+        EnsureTyped(keys),
+        Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
+        Spacingd(keys, pixdim=spacing, mode=("bilinear", "nearest")),
+        ConvertToMultiChannelBasedOnBratsClassesd("label", et_label=4),
+        CastToTyped("label", dtype=torch.float32),
+        CropForegroundd(keys, source_key="image", margin=2),
+        NormalizeIntensityd("image", nonzero=True, channel_wise=True),
+        SpatialPadd(keys, spatial_size=roi),
+        RandCropByPosNegLabeld(
+            keys,
+            label_key="label",
+            spatial_size=roi,
+            pos=0.5,
+            neg=0.5,
+            num_samples=int(parser.get_parsed_content("num_samples")),
+            image_key="image",
+            image_threshold=0,
+        ),  # fmt: skip
+        *(RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(3)),
+        RandScaleIntensityd("image", factors=0.1, prob=1.0),
+        RandShiftIntensityd("image", offsets=0.1, prob=1.0),
+    ]
+
+
+def split(chain: list) -> tuple[Compose, Compose]:
+    """(deterministic head, random tail), cut where CacheDataset cuts: the first random one."""
+    cut = next(i for i, t in enumerate(chain) if isinstance(t, Randomizable))
+    return Compose(chain[:cut]), Compose(chain[cut:])
+
+
+def fill_seconds(items: list[dict], chain: list, workers: int) -> float:
+    """Wall seconds to fill a cache of ``items`` with ``workers`` threads."""
+    t0 = time.perf_counter()
+    dataset = BudgetedCacheDataset(items, Compose(chain), num_workers=workers, budget_mb=10**6,
+                                   progress=False)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    assert len(dataset._cache) == len(items), "the cache did not hold every case"  # noqa: SLF001
+    return seconds
+
+
+def sample_cpu_ms(cached: dict, tail: Compose, *, copy_first: bool, calls: int) -> float:
+    """CPU milliseconds per random sample drawn from one cached case."""
+    tail.set_random_state(seed=0)
+    samples = 0
+    t0 = time.process_time()
+    for _ in range(calls):
+        out = tail(copy.deepcopy(cached) if copy_first else cached)
+        samples += len(out) if isinstance(out, list) else 1
+    return 1000 * (time.process_time() - t0) / samples
+
+
+def data_wait_share(items: list[dict], chain: list, *, parser: ConfigParser, steps: int,
+                    copy_cache: bool) -> float:  # fmt: skip
+    """Share of a cpu-profile training step spent waiting for the batch (main-process loader)."""
+    from monai.data import DataLoader
+    from monai.losses import DiceCELoss
+
+    torch.manual_seed(0)
+    dataset = BudgetedCacheDataset(items, Compose(chain), num_workers=2, budget_mb=10**6,
+                                   progress=False, copy_cache=copy_cache)  # fmt: skip
+    loader = DataLoader(dataset, batch_size=int(parser.get_parsed_content("batch_size")),
+                        shuffle=True, num_workers=0)  # fmt: skip
+    network = build_network("brats_seg", "unet", profile="cpu")
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    loss_fn = DiceCELoss(sigmoid=True)
+    prepare = CachedBatch(et_label=4)
+    wait = total = 0.0
+    done = 0
+    while done < steps + 1:  # the first step warms up, not counted
+        it = iter(loader)
+        while done < steps + 1:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            image, label = prepare(batch)
+            t1 = time.perf_counter()
+            optimizer.zero_grad()
+            loss = loss_fn(network(image), label)
+            loss.backward()
+            optimizer.step()
+            t2 = time.perf_counter()
+            if done:
+                wait += t1 - t0
+                total += t2 - t0
+            done += 1
+    return wait / total
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=cache_dir() / "bench" / "data_pipeline")
+    parser.add_argument("--cases", type=int, default=4, help="full-size cases for the fill")
+    parser.add_argument("--calls", type=int, default=8, help="random draws per chain")
+    parser.add_argument("--steps", type=int, default=6, help="timed cpu-profile steps per chain")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+
+    gpu = bundle_values("gpu")
+    raw = phantom_datalist(args.dir / "full", args.cases, (240, 240, 155), 1.0)
+    full = skull_stripped(raw, args.dir / "full-skull-stripped")
+    before, after = before_chain(gpu), after_chain(gpu)
+    head_b, tail_b = split(before)
+    head_a, tail_a = split(after)
+    figures: dict[str, Any] = {
+        "raw_head_cached_mb_per_case_before": item_nbytes(head_b(dict(raw[0]))) / MB,
+        "raw_head_cached_mb_per_case_after": item_nbytes(head_a(dict(raw[0]))) / MB,
+    }
+    cached_b, cached_a = head_b(dict(full[0])), head_a(dict(full[0]))
+    figures |= {
+        "case_shape": list(cached_a["image"].shape),
+        "cached_mb_per_case_before": item_nbytes(cached_b) / MB,
+        "cached_mb_per_case_after": item_nbytes(cached_a) / MB,
+    }
+    figures["cache_size_ratio"] = (
+        figures["cached_mb_per_case_after"] / figures["cached_mb_per_case_before"]
+    )
+    print(f"cached per case: {figures['cached_mb_per_case_before']:.1f} MiB before, "
+          f"{figures['cached_mb_per_case_after']:.1f} MiB after", flush=True)  # fmt: skip
+    figures["sample_cpu_ms_before"] = sample_cpu_ms(cached_b, tail_b, copy_first=True,
+                                                    calls=args.calls)  # fmt: skip
+    figures["sample_cpu_ms_after"] = sample_cpu_ms(cached_a, tail_a, copy_first=False,
+                                                   calls=args.calls)  # fmt: skip
+    figures["sample_cpu_ratio"] = figures["sample_cpu_ms_after"] / figures["sample_cpu_ms_before"]
+    print(f"CPU per random sample: {figures['sample_cpu_ms_before']:.0f} ms before, "
+          f"{figures['sample_cpu_ms_after']:.0f} ms after", flush=True)  # fmt: skip
+    del cached_b, cached_a
+    n = len(full)
+    figures["fill_s_per_case_before"] = fill_seconds(full, before, 1) / n
+    figures["fill_s_per_case_1_workers"] = fill_seconds(full, after, 1) / n
+    figures["fill_s_per_case_2_workers"] = fill_seconds(full, after, 2) / n
+    figures["fill_speedup_2_workers"] = (
+        figures["fill_s_per_case_1_workers"] / figures["fill_s_per_case_2_workers"]
+    )
+    print(f"cache fill per case: {figures['fill_s_per_case_1_workers']:.2f} s (1 thread), "
+          f"{figures['fill_s_per_case_2_workers']:.2f} s (2 threads)", flush=True)  # fmt: skip
+
+    cpu = bundle_values("cpu")
+    small = skull_stripped(
+        phantom_datalist(args.dir / "cpu", args.cases, (120, 120, 78), 2.0),
+        args.dir / "cpu-skull-stripped",
+    )
+    figures["data_wait_share_before"] = data_wait_share(
+        small, before_chain(cpu), parser=cpu, steps=args.steps, copy_cache=True
+    )
+    figures["data_wait_share_after"] = data_wait_share(
+        small, after_chain(cpu), parser=cpu, steps=args.steps, copy_cache=False
+    )
+    print(f"data wait per cpu-profile step: {figures['data_wait_share_before']:.1%} before, "
+          f"{figures['data_wait_share_after']:.1%} after", flush=True)  # fmt: skip
+    figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
