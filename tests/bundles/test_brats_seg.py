@@ -187,3 +187,21 @@ def test_trains_from_a_preprocessed_manifest(tiny_brats_manifest, tmp_path):
     assert [m.step for m in history] == [1]
     assert run.best_metrics["val_mean_dice"] == pytest.approx(history[0].value)
     assert 0.0 <= history[0].value <= 1.0
+
+
+@pytest.mark.parametrize("overflow", ["rate", "disk"])
+def test_a_cache_budget_below_the_data_set_says_so_and_the_run_finishes(
+    tiny_brats_manifest, capsys, overflow
+):
+    """A 0.5 MiB budget holds one of the four tiny training cases (~0.25 MiB each, compact)."""
+    run = train(bundle="brats_seg", data=tiny_brats_manifest, epochs=1, profile="cpu",
+                overrides={**TINY_OVERRIDES, "cache_budget_mb": 0.5, "cache_overflow": overflow,
+                           "system_metrics": False, "log_model": False})  # fmt: skip
+    err = capsys.readouterr().err
+    assert "train cache: 1 of 4 cases in memory" in err
+    if overflow == "disk":
+        assert "are preprocessed once into the disk cache" in err
+    else:
+        assert "are preprocessed every epoch. Raise cache_budget_mb" in err
+    logged = mlflow.MlflowClient(run.tracking_uri).get_run(run.run_id)
+    assert logged.info.status == "FINISHED" and "val_mean_dice" in logged.data.metrics

@@ -87,3 +87,23 @@ def test_training_logs_to_an_mlflow_server(tiny_brats_manifest, store_env, tmp_p
         assert "val_mean_dice" in run.data.metrics
         names = {a.path for a in mlflow.MlflowClient(server.url).list_artifacts(run.info.run_id)}
         assert {"model.pt", "config.yaml", "val_per_case.csv"} <= names
+
+
+def test_dynunet_on_two_processes_plans_once_before_the_ranks_start(store_env, tmp_path):
+    """No plans file: the launching process plans (once); neither rank plans or waits for it."""
+    from mrivol.data import build_manifest
+    from tests.conftest import write_tiny_brats_case
+
+    for i in range(6):
+        write_tiny_brats_case(tmp_path / "cases", f"tiny_{i:03d}", seed=i)
+    manifest = tmp_path / "fresh.csv"
+    build_manifest(layout="brats2021", root=tmp_path / "cases", out=manifest, folds=3, seed=0)
+    plans = tmp_path / "fresh.plans.json"
+    assert not plans.exists()
+    out = run_mrivol(["train", "--net", "dynunet", "--data", str(manifest), "--epochs", "1",
+                      "--gpus", "2", *tiny_set_args()], store_env)  # fmt: skip
+    planning = [line for line in out.splitlines() if "planning the network" in line]
+    assert len(planning) == 1 and "before starting 2 processes" in planning[0], planning
+    assert plans.is_file() and "(2 processes)" in out
+    (run,) = experiment_runs(store_env)
+    assert run.info.status == "FINISHED" and run.data.params["world_size"] == "2"
