@@ -102,7 +102,7 @@ def predict_oof_segmentation(
         FileNotFoundError: a case's prediction was not written (the message names it).
     """
     from mrivol.inference import input_datalist, resolve_run, run_inference
-    from mrivol.inference.ensemble import inference_overrides
+    from mrivol.tracking.models import inference_overrides
 
     ref = resolve_run(run_id, tracking_uri=tracking_uri)
     items = input_datalist(manifest, fold=fold, split="val")

@@ -39,6 +39,7 @@ from mrivol.inference.run_ref import RunRef, resolve_run
 from mrivol.io import atomic_path
 from mrivol.paths import runs_dir
 from mrivol.tracking.cv_runs import fold_runs, is_cv_parent
+from mrivol.tracking.models import inference_overrides
 
 __all__ = [
     "CvEnsemble",
@@ -46,19 +47,12 @@ __all__ = [
     "cv_ensemble",
     "ensemble_predict",
     "infer_ensemble",
-    "inference_overrides",
     "is_cv_parent_run",
     "spread_samples",
     "tta_settings",
 ]
 
 OVERRIDES_TAG = "mrivol.cv_overrides"  # the folds' config overrides (JSON) on the parent
-_TRAINING_ONLY = ("train", "validate", "max_epochs")  # keys inference has no use for
-
-
-def inference_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The training overrides that apply to inference (geometry, network), not the rest."""
-    return {k: v for k, v in overrides.items() if k.split("#")[0] not in _TRAINING_ONLY}
 
 
 def tta_settings(axes: Sequence[int] = (0, 1, 2)) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mrivol.paths import cache_dir, runs_dir
+from mrivol.tracking.models import inference_overrides
 from mrivol.tracking.runs import default_tracking_uri
 from mrivol.training.workflow import detect_profile
 
@@ -45,16 +46,6 @@ class RunRef:
     network: Any = None  # the packaged network (model URIs), else built from the config
     config_files: list[Path] = field(default_factory=list)  # shipped with a packaged model
     meta_file: Path | None = None
-
-
-def inference_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """The training overrides inference applies: the top-level keys (no ``#``).
-
-    Examples:
-        >>> inference_overrides({"roi_size": [32, 32, 32], "train#dataloader#batch_size": 4})
-        {'roi_size': [32, 32, 32]}
-    """
-    return {k: v for k, v in (overrides or {}).items() if "#" not in k}
 
 
 def _resolve_model(uri: str, tracking_uri: str) -> RunRef:

@@ -227,8 +227,8 @@ def export_bundle(
     import torch
     from monai.bundle import ckpt_export
 
-    from mrivol.inference.run_ref import inference_overrides
     from mrivol.paths import bundles_root
+    from mrivol.tracking.models import inference_overrides
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

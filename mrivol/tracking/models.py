@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "MODEL_NAME",
     "PackagedModel",
+    "inference_overrides",
     "load_packaged_model",
     "log_network",
     "model_signature",
@@ -52,6 +53,21 @@ def tracking_uri_context(uri: str) -> Iterator[None]:
 
     with _use_tracking_uri(uri):
         yield
+
+
+TRAINING_ONLY = ("train", "validate", "max_epochs", "optimizer", "lr_scheduler")
+
+
+def inference_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The training overrides inference applies: geometry, network (``network_def#...``), not
+    the sections only training has (:data:`TRAINING_ONLY`).
+
+    Examples:
+        >>> inference_overrides({"roi_size": [32] * 3, "network_def#dropout": 0.0,
+        ...                      "train#dataloader#batch_size": 4})
+        {'roi_size': [32, 32, 32], 'network_def#dropout': 0.0}
+    """
+    return {k: v for k, v in (overrides or {}).items() if k.split("#")[0] not in TRAINING_ONLY}
 
 
 def run_model_uri(run_id: str) -> str:

@@ -67,6 +67,10 @@ def config_files(
 ) -> list[Path]:
     """The config files of a run, in merge order (``multi_gpu_train.yaml`` after the workflow).
 
+    The profile comes after the workflow: ``bundles/shared/profile_<profile>.yaml`` (settings
+    every bundle's profile shares, when it exists), then the bundle's ``profiles/<profile>.yaml``,
+    then the network overlay.
+
     Raises:
         ValueError: unknown profile or network (the message lists the valid ones), or a
             workflow the bundle has no config for (e.g. ``evaluate``, or a distributed run
@@ -98,6 +102,8 @@ def config_files(
             f"bundle {bundle!r} has no configs/{missing[0]}: it does not support {what}; "
             f"its workflows: {', '.join(sorted(p.stem for p in configs.glob('*.yaml')))}."
         )
+    shared_profile = shared_dir() / f"profile_{profile}.yaml"  # what every bundle's profile shares
+    files += [shared_profile] if shared_profile.is_file() else []
     files += [configs / "profiles" / f"{profile}.yaml", configs / "networks" / f"{net}.yaml"]
     return files
 

@@ -11,10 +11,10 @@ import pytest
 from mrivol.inference.ensemble import (
     _combine_case,
     binary_entropy,
-    inference_overrides,
     spread_samples,
 )
 from mrivol.inference.postprocessing import Postprocessing
+from mrivol.tracking.models import inference_overrides
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 REGIONS = ("tc", "wt", "et")
