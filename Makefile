@@ -75,9 +75,10 @@ evaluate: $(BIN)/mrivol ## evaluate a run on its validation fold, or a CV parent
 		$(if $(filter command line,$(origin MC)),--mc-samples $(MC)) $(if $(filter 1,$(TTA)),--tta)
 
 MC ?= 1
-infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|CV parent|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [TTA=1] [SUBMISSION=1]
+infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|CV parent|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [TTA=1] [SUBMISSION=1] [SHARD=i/n] [PROB_DTYPE=uint16]
 	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT) --mc-samples $(MC) \
-		$(if $(filter 1,$(SUBMISSION)),--submission) $(if $(filter 1,$(TTA)),--tta)
+		$(if $(filter 1,$(SUBMISSION)),--submission) $(if $(filter 1,$(TTA)),--tta) \
+		$(if $(SHARD),--shard $(SHARD)) $(if $(PROB_DTYPE),--prob-dtype $(PROB_DTYPE))
 
 data: $(BIN)/mrivol ## synthesise the bundle's default phantom set and manifest (cached)
 	$(BIN)/mrivol data --bundle $(BUNDLE) $(if $(PROFILE),--profile $(PROFILE))

@@ -2,6 +2,12 @@
 
 Runs the bundle's ``inference.yaml`` (sliding window, optional MC dropout, ``Invertd`` back to
 each input's grid) with the weights of a run (:func:`mrivol.tracking.resolve_run`).
+
+At scale: ``--shard i/n`` segments one of ``n`` disjoint parts of the input (``n`` processes
+with the same ``--out`` write every case once), a re-run skips the cases already complete in
+``--out`` (every file is written atomically, the label map last), and the maps are written by
+a background thread while the next case is segmented (:mod:`mrivol.inference.shard`,
+:mod:`mrivol.inference.save_case_outputs`, :mod:`mrivol.inference.background_writer`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,15 @@ import numpy as np
 
 from mrivol.data import BRATS2023_MODALITIES, BRATS_MODALITIES
 from mrivol.inference.run_ref import RunRef, model_workflow, resolve_run
+from mrivol.inference.save_case_outputs import PROB_DTYPES, label_map_path
+from mrivol.inference.shard import (
+    Shard,
+    item_case,
+    locked,
+    remove_temporaries,
+    shard_argument,
+    unfinished_cases,
+)
 from mrivol.io import atomic_path, write_csv_atomic
 from mrivol.paths import bundle_dir
 from mrivol.tracking.runs import default_tracking_uri
@@ -35,6 +50,7 @@ __all__ = [
 ]
 
 SUBMISSION_DIR = "submission"
+REPORT_LOCK = ".report.lock"  # serialises the shards' rewrites of volumes.csv / submission/
 
 
 def input_datalist(input: str | Path, *, fold: int = 0, split: str = "all") -> list[dict]:
@@ -147,6 +163,14 @@ def run_inference(ref: RunRef, bundle: str, datalist: list[dict], out: Path, **s
         workflow = build_workflow(
             bundle, "inference", profile=ref.profile, net=ref.net, settings=settings
         )
+    if settings.get("prob_dtype", "float32") != "float32" and not workflow.parser.get(
+        "infer#writer"
+    ):
+        raise ValueError(
+            f"prob_dtype {settings['prob_dtype']!r}: the inference config of {ref.checkpoint} "
+            "predates it (packaged before --prob-dtype existed); use --prob-dtype float32, or "
+            "--run with the training run id"
+        )
     workflow.initialize()
     workflow.run()
     workflow.finalize()
@@ -163,6 +187,8 @@ def infer(
     submission: bool = False,
     overrides: Mapping[str, Any] | None = None,
     tta: bool = False,
+    shard: Shard | str | None = None,
+    prob_dtype: str = "float32",
     **kwargs: Any,
 ) -> list[Path]:
     """Segment every case of ``input`` (manifest or folder, see :func:`input_datalist`).
@@ -172,6 +198,15 @@ def infer(
     ``<case>_entropy_{tc,wt,et}.nii.gz`` (predictive entropy) and ``<case>_mi_{tc,wt,et}.nii.gz``
     (mutual information), in nats; plus ``volumes.csv`` (:func:`volume_report`) and, with
     ``submission``, ``submission/<case>.nii.gz`` (:func:`write_submission`).
+
+    Every file is written atomically (temporary name, then rename), the label map of a case
+    last. Cases whose files are all in ``out`` are skipped ("skipping N finished cases"), so a
+    killed run continues where it stopped. With ``shard`` ``i/n`` only the cases at positions
+    ``i, i + n, ...`` of the sorted case ids are segmented (:class:`~mrivol.inference.shard.Shard`):
+    ``n`` processes with the same ``out`` write every case once. ``volumes.csv`` and
+    ``submission/`` describe every case present in ``out``: each process rewrites them at its
+    end from all the label maps there, one process at a time (a lock file), so the last shard
+    to finish leaves the complete report.
 
     Args:
         bundle: bundle name (``brats_seg``).
@@ -183,18 +218,33 @@ def infer(
         submission: also write the BraTS 2023+ submission files.
         overrides: further config overrides (e.g. the ``spacing`` / ``roi_size`` trained with).
         tta: mirror every sliding window along the three axes (:mod:`mrivol.inference.tta`).
+        shard: this process's part ``i/n`` of the cases (``None``: all of them).
+        prob_dtype: ``float32``, or ``uint16`` for the probability and uncertainty maps
+            (NIfTI scale 1/65535, error < 1e-5, half the size; NIfTI has no float16).
         **kwargs: passed to :func:`resolve_run` (``net``, ``profile``, ``fold``, ``tracking_uri``).
 
     A ``mrivol cv`` parent run as ``run`` segments with the ensemble of its fold models
     (:func:`mrivol.inference.ensemble.infer_ensemble`, MC samples spread over the folds).
 
     Returns:
-        The written label maps.
+        The label maps of this process's cases (all of ``input``, or the shard's), sorted.
+
+    Raises:
+        ValueError: ``prob_dtype`` unknown; ``shard`` or ``prob_dtype`` with a CV parent run
+            (not supported for fold ensembles yet); duplicate case ids in ``input``.
     """
     from mrivol.inference.ensemble import infer_ensemble, is_cv_parent_run, tta_settings
 
+    if prob_dtype not in PROB_DTYPES:
+        raise ValueError(f"prob_dtype must be one of {PROB_DTYPES}, got {prob_dtype!r}")
+    shard = Shard.parse(shard) if isinstance(shard, str) else (shard or Shard())
     uri = kwargs.get("tracking_uri") or default_tracking_uri()
     if is_cv_parent_run(run, tracking_uri=uri):
+        if shard.count > 1 or prob_dtype != "float32":
+            raise ValueError(
+                f"run {run} is a cross-validation parent: --shard and --prob-dtype are not "
+                "supported for fold ensembles yet; run it without them"
+            )
         return infer_ensemble(
             bundle=bundle,
             run=run,
@@ -210,22 +260,33 @@ def infer(
     overrides = {**dict(overrides or {}), **(tta_settings() if tta else {})}
     ref = resolve_run(run, **kwargs)
     out = Path(out)
-    run_inference(
-        ref,
-        bundle,
-        input_datalist(input),
-        out,
-        mc_samples=int(mc_samples),
-        mc_batch_size=mc_batch_size,
-        **dict(overrides or {}),
-    )
+    regions = [str(r) for r in common_setting(bundle, "regions", ["tc", "wt", "et"])]
+    items = shard.select(input_datalist(input))
+    todo, finished = unfinished_cases(items, out, regions=regions, uncertainty=mc_samples > 1)
+    if shard.count > 1:
+        print(f"shard {shard}: {len(items)} case(s) of this shard", flush=True)
+    if finished:
+        print(f"skipping {len(finished)} finished cases (all outputs in {out})", flush=True)
+    if todo:
+        remove_temporaries(out, [item_case(i) for i in todo], regions=regions)
+        run_inference(
+            ref,
+            bundle,
+            [dict(i) for i in todo],
+            out,
+            mc_samples=int(mc_samples),
+            mc_batch_size=mc_batch_size,
+            prob_dtype=prob_dtype,
+            **overrides,
+        )
     labels = label_convention(bundle)
-    rows = volume_report(out, labels=labels)
-    if rows:
-        write_csv_atomic(rows, out / "volumes.csv")
-    if submission:
-        write_submission(out, labels=labels)
-    return sorted(out.glob("*_seg.nii.gz"))
+    with locked(out / REPORT_LOCK):  # the last shard to get here sees every case
+        rows = volume_report(out, labels=labels)
+        if rows:
+            write_csv_atomic(rows, out / "volumes.csv")
+        if submission:
+            write_submission(out, labels=labels)
+    return sorted(label_map_path(out, item_case(i)) for i in items)
 
 
 def common_setting(bundle: str, key: str, default: Any = None) -> Any:
@@ -287,6 +348,21 @@ def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         action="store_true",
         help="also write submission/<case>.nii.gz (BraTS 2023+ labels 1 NCR, 2 ED, 3 ET)",
     )
+    parser.add_argument(
+        "--shard",
+        type=shard_argument,
+        default=None,
+        metavar="I/N",
+        help="segment only part I of N (0 <= I < N) of the cases; N processes with the same "
+        "--out write every case once. Finished cases in --out are always skipped",
+    )
+    parser.add_argument(
+        "--prob-dtype",
+        choices=PROB_DTYPES,
+        default="float32",
+        help="probability / uncertainty maps: float32, or uint16 with scale 1/65535 (half "
+        "the size; NIfTI has no float16)",
+    )
     return parser
 
 
@@ -301,10 +377,13 @@ def main_infer(args: argparse.Namespace) -> int:
         mc_batch_size=args.mc_batch_size,
         submission=args.submission,
         tta=args.tta,
+        shard=args.shard,
+        prob_dtype=args.prob_dtype,
         net=args.net or default_network(args.bundle),
         fold=args.fold,
     )
-    print(f"{len(written)} case(s) segmented in {args.out} (volumes.csv has the volumes)")
+    part = f" (shard {args.shard})" if args.shard else ""
+    print(f"{len(written)} case(s){part} complete in {args.out} (volumes.csv has the volumes)")
     if args.submission:
         print(f"submission files (labels 1/2/3) in {Path(args.out) / SUBMISSION_DIR}")
     return 0

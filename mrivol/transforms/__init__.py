@@ -1,9 +1,10 @@
 """Every mrivol MONAI transform: preprocessing, labels, and inference outputs; one per file.
 
 Array transforms hold the logic; each ``...d`` is a thin ``MapTransform`` wrapper. Registration
-and bias correction run on SimpleITK; skull stripping has pluggable backends. Inference outputs
-(:class:`SplitMcOutputd`, :class:`SaveRegionMapsd`) and the multi-task class target
-(:class:`TumourVolumeClassd`) are dictionary transforms too.
+and bias correction run on SimpleITK; skull stripping has pluggable backends. The MC-dropout
+split of inference outputs (:class:`SplitMcOutputd`) and the multi-task class target
+(:class:`TumourVolumeClassd`) are dictionary transforms too (saving them:
+:mod:`mrivol.inference.save_case_outputs`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from mrivol.transforms.register_to_template import (
     RegisterToTemplated,
     load_template,
 )
-from mrivol.transforms.save_region_maps import SaveRegionMapsd, region_map_path
 from mrivol.transforms.skull_strip import (
     SKULL_STRIP_BACKENDS,
     SkullStrip,
@@ -43,7 +43,6 @@ __all__ = [
     "RealScansOnlyd",
     "RegisterToTemplate",
     "RegisterToTemplated",
-    "SaveRegionMapsd",
     "SkullStrip",
     "SkullStripd",
     "SplitMcOutputd",
@@ -51,7 +50,6 @@ __all__ = [
     "TumourVolumeClassd",
     "deepbet_mask",
     "load_template",
-    "region_map_path",
     "threshold_mask",
     "transform_to_ras_matrix",
 ]
