@@ -27,7 +27,10 @@ Rician noise, nothing to crop) are measured for the cache size too.
   training sample (crop + augmentation) drawn from a cached full-size case;
 * ``data_wait_share_{before,after}``: the share of a cpu-profile training step (2 mm phantoms,
   64^3 patches, batch 2 x 2 samples, the bundle's U-Net, Dice+CE, AdamW) spent waiting for the
-  batch, with the cpu profile's loader (no worker processes on 2 cores).
+  batch, with the cpu profile's loader (no worker processes on 2 cores);
+  ``nnunet_sample_cpu_ms`` and ``nnunet_data_wait_share``: the same with ``augmentation:
+  nnunet`` (nnU-Net v2's training augmentation) on the cpu-profile cases
+  (``default_sample_cpu_ms``: the default recipe's per-sample CPU on those cases).
 
 Usage::
 
@@ -296,6 +299,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         small, before_chain(cpu), parser=cpu, steps=args.steps, copy_cache=True
     )
     figures["data_wait_share_after"] = data_wait_share(
+        small, after_chain(cpu), parser=cpu, steps=args.steps, copy_cache=False
+    )
+    head_d, tail_d = split(after_chain(cpu))
+    figures["default_sample_cpu_ms"] = sample_cpu_ms(
+        head_d(dict(small[0])), tail_d, copy_first=False, calls=args.calls
+    )
+    cpu["augmentation"] = "nnunet"  # nnU-Net v2's augmentation, in the main process as well
+    head_n, tail_n = split(after_chain(cpu))
+    figures["nnunet_sample_cpu_ms"] = sample_cpu_ms(
+        head_n(dict(small[0])), tail_n, copy_first=False, calls=args.calls
+    )
+    figures["nnunet_data_wait_share"] = data_wait_share(
         small, after_chain(cpu), parser=cpu, steps=args.steps, copy_cache=False
     )
     print(f"data wait per cpu-profile step: {figures['data_wait_share_before']:.1%} before, "
