@@ -130,6 +130,21 @@ TINY_OVERRIDES = {
 # --- subprocess runs of `mrivol`, each with its own store --------------------------------
 
 
+def train_tiny_brats(
+    tmp_path_factory: pytest.TempPathFactory, manifest: Path, *, epochs: int = 1, **overrides
+):
+    """brats_seg on the tiny cases (TINY_OVERRIDES, no system metrics, ``overrides`` on top) in
+    a fresh store, for module-scoped ``trained`` fixtures; ``(TrainResult, tracking uri)``."""
+    return train_in_store(
+        tmp_path_factory,
+        bundle="brats_seg",
+        data=manifest,
+        epochs=epochs,
+        profile="cpu",
+        overrides={**TINY_OVERRIDES, "system_metrics": False, **overrides},
+    )
+
+
 def tiny_set_args() -> list[str]:
     """TINY_OVERRIDES as ``mrivol train --set key=value`` arguments."""
     args = []

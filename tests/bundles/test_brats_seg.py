@@ -23,7 +23,7 @@ from mrivol.inference import infer
 from mrivol.metrics import BRATS2021_MAX_HD95
 from mrivol.paths import bundle_dir
 from mrivol.training import train
-from tests.conftest import TINY_OVERRIDES, train_in_store
+from tests.conftest import TINY_OVERRIDES, train_tiny_brats
 
 BUNDLE = bundle_dir("brats_seg")
 
@@ -31,14 +31,10 @@ BUNDLE = bundle_dir("brats_seg")
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     """Train brats_seg for two epochs on the tiny cases; return (result, tracking uri)."""
-    return train_in_store(
-        tmp_path_factory,
-        bundle="brats_seg",
-        data=tiny_brats_manifest,
-        epochs=2,
-        profile="cpu",
-        overrides={**TINY_OVERRIDES, "system_metrics_interval": 0.5},
-    )
+    return train_tiny_brats(
+        tmp_path_factory, tiny_brats_manifest, epochs=2, system_metrics=True,
+        system_metrics_interval=0.5,
+    )  # fmt: skip
 
 
 def test_run_is_named_and_finished(trained):

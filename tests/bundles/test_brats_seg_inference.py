@@ -25,7 +25,7 @@ from mrivol.evaluation.seg_evaluation import evaluate_segmentations
 from mrivol.inference import infer
 from mrivol.metrics import brats_region_masks, dice_score
 from mrivol.paths import bundle_dir
-from tests.conftest import MODALITIES, TINY_OVERRIDES, train_in_store, write_tiny_brats_case
+from tests.conftest import MODALITIES, TINY_OVERRIDES, train_tiny_brats, write_tiny_brats_case
 
 MC_SAMPLES = 6
 MAPS = ("prob", "entropy", "mi")
@@ -45,14 +45,8 @@ TRAIN_EPOCHS = 25
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     """Train brats_seg on the tiny cases; return (result, tracking uri)."""
-    return train_in_store(
-        tmp_path_factory,
-        bundle="brats_seg",
-        data=tiny_brats_manifest,
-        epochs=TRAIN_EPOCHS,
-        profile="cpu",
-        overrides=TRAIN_OVERRIDES,
-    )
+    return train_tiny_brats(tmp_path_factory, tiny_brats_manifest, epochs=TRAIN_EPOCHS,
+                            **TRAIN_OVERRIDES)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from mrivol.inference.background_writer import BackgroundWriter
 from mrivol.inference.infer import infer
 from mrivol.inference.save_case_outputs import case_outputs
 from mrivol.inference.shard import Shard
-from tests.conftest import TINY_OVERRIDES, train_in_store
+from tests.conftest import train_tiny_brats
 
 REGIONS = ("tc", "wt", "et")
 
@@ -24,14 +24,7 @@ REGIONS = ("tc", "wt", "et")
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     """One epoch of brats_seg on the tiny cases (32^3 patches); (result, tracking uri)."""
-    return train_in_store(
-        tmp_path_factory,
-        bundle="brats_seg",
-        data=tiny_brats_manifest,
-        epochs=1,
-        profile="cpu",
-        overrides={**TINY_OVERRIDES, "system_metrics": False},
-    )
+    return train_tiny_brats(tmp_path_factory, tiny_brats_manifest)
 
 
 @pytest.fixture(scope="module")

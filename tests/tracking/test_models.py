@@ -15,20 +15,13 @@ from mlflow.models import Model
 from mrivol.cli import main
 from mrivol.inference.infer import input_datalist
 from mrivol.tracking.models import load_packaged_model, run_model_uri
-from tests.conftest import TINY_OVERRIDES, train_in_store, write_tiny_brats_case
+from tests.conftest import train_tiny_brats, write_tiny_brats_case
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_brats_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     """One epoch of brats_seg on the tiny cases (32^3 patches); (result, tracking uri)."""
-    return train_in_store(
-        tmp_path_factory,
-        bundle="brats_seg",
-        data=tiny_brats_manifest,
-        epochs=1,
-        profile="cpu",
-        overrides={**TINY_OVERRIDES, "system_metrics": False},
-    )
+    return train_tiny_brats(tmp_path_factory, tiny_brats_manifest)
 
 
 def _mrivol(monkeypatch: pytest.MonkeyPatch, uri: str, *args: str) -> None:
