@@ -1,4 +1,5 @@
-"""Atomic writes: a temporary file in the destination folder, then ``os.replace``.
+"""Atomic writes: a temporary file in the destination folder, then ``os.replace``; and the
+exclusive file lock that serialises processes sharing a file (:func:`exclusive_lock`).
 
 Standard library only, so every layer (data, metrics, networks, engine) can use it without
 importing the engine package.
@@ -7,6 +8,7 @@ importing the engine package.
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +18,7 @@ from pathlib import Path
 __all__ = [
     "atomic_path",
     "case_output_name",
+    "exclusive_lock",
     "save_figure_atomic",
     "write_csv_atomic",
     "write_text_atomic",
@@ -26,6 +29,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block (POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -27,12 +27,11 @@ from mrivol.inference.save_case_outputs import PROB_DTYPES, label_map_path
 from mrivol.inference.shard import (
     Shard,
     item_case,
-    locked,
     remove_temporaries,
     shard_argument,
     unfinished_cases,
 )
-from mrivol.io import atomic_path, write_csv_atomic
+from mrivol.io import atomic_path, exclusive_lock, write_csv_atomic
 from mrivol.paths import bundle_dir
 from mrivol.tracking.runs import default_tracking_uri
 from mrivol.training.workflow import build_workflow, default_network
@@ -280,7 +279,7 @@ def infer(
             **overrides,
         )
     labels = label_convention(bundle)
-    with locked(out / REPORT_LOCK):  # the last shard to get here sees every case
+    with exclusive_lock(out / REPORT_LOCK):  # the last shard to get here sees every case
         rows = volume_report(out, labels=labels)
         if rows:
             write_csv_atomic(rows, out / "volumes.csv")

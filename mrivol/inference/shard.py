@@ -7,19 +7,17 @@
   is written atomically, the label map last (:mod:`mrivol.inference.save_case_outputs`), so a
   present file is a complete file; a killed run leaves at most temporary files, which
   :func:`remove_temporaries` clears for the cases about to be redone.
-* :func:`locked`: the per-run reports (``volumes.csv``) are rewritten by every shard from all
-  the label maps present, one shard at a time, so the last shard to finish writes the report
-  of every case.
+* the per-run reports (``volumes.csv``) are rewritten by every shard from all the label maps
+  present, one shard at a time (:func:`mrivol.io.exclusive_lock`), so the last shard to finish
+  writes the report of every case.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import glob
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from mrivol.io import case_output_name
 __all__ = [
     "Shard",
     "item_case",
-    "locked",
     "remove_temporaries",
     "shard_argument",
     "unfinished_cases",
@@ -143,16 +140,3 @@ def remove_temporaries(out: str | Path, cases: Sequence[str], *, regions: Sequen
                 tmp.unlink(missing_ok=True)
                 removed += 1
     return removed
-
-
-@contextmanager
-def locked(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -18,13 +18,13 @@ A tracking server (``http://...``, PostgreSQL behind it) serialises both itself.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["create_experiment_once", "prepare_store", "sqlite_path", "store_lock"]
+from mrivol.io import exclusive_lock
+
+__all__ = ["create_experiment_once", "prepare_store", "sqlite_path"]
 
 _prepared: set[str] = set()
 
@@ -42,18 +42,6 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-@contextlib.contextmanager
-def store_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<path>.lock`` for the duration of the block (POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def prepare_store(tracking_uri: str) -> None:
     """Create and migrate a sqlite store once, under a file lock; a no-op for other stores.
 
@@ -64,7 +52,7 @@ def prepare_store(tracking_uri: str) -> None:
         return
     import mlflow
 
-    with store_lock(path):
+    with exclusive_lock(f"{path}.lock"):
         mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)  # migrates
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: set once per database file
