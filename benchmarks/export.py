@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import median_seconds  # noqa: E402
 from mrivol.tracking.export import export_network  # noqa: E402
 from mrivol.training.workflow import build_network  # noqa: E402
 
@@ -50,16 +49,6 @@ def _network(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     overrides = {"plans": DYNUNET_PLANS} if name == "dynunet" else {}
     return build_network("brats_seg", name, overrides=overrides).eval()
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (allocations, ONNX Runtime's first-run optimisation)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -97,8 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
                 return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
 
             with torch.no_grad():
-                torch_s = _median_seconds(lambda net=net: inferer(case, net), args.repeats)
-                ort_s = _median_seconds(lambda ort=ort: inferer(case, ort), args.repeats)
+                torch_s = median_seconds(lambda net=net: inferer(case, net), args.repeats)
+                ort_s = median_seconds(lambda ort=ort: inferer(case, ort), args.repeats)
                 diff = float((inferer(case, net) - inferer(case, ort)).abs().max())
             results[name] = {
                 "torch_s": round(torch_s, 3),

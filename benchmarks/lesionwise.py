@@ -28,8 +28,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +39,7 @@ import tempfile  # noqa: E402
 
 import nibabel as nib  # noqa: E402
 
+from benchmarks.timing import median_seconds  # noqa: E402
 from mrivol.metrics.brats2025 import evaluate_2025_case  # noqa: E402
 from mrivol.metrics.lesionwise import lesionwise_report  # noqa: E402
 from mrivol.metrics.segmentation import segmentation_report  # noqa: E402
@@ -84,15 +83,6 @@ def make_case(seed: int, n_tumours: int) -> tuple[np.ndarray, np.ndarray]:
     return true, pred
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=3, help="number of synthetic cases")
@@ -107,20 +97,24 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for case in range(args.cases):
         true, pred = make_case(seed=case, n_tumours=5 + case % 4)
         lesionwise_report(pred, true, spacing=spacing, rules=args.rules)  # warm-up
-        t_lw = _median_seconds(
+        t_lw = median_seconds(
             lambda t=true, p=pred: lesionwise_report(p, t, spacing=spacing, rules=args.rules),
             args.repeats,
+            warmup=False,
         )
-        t_legacy = _median_seconds(
+        t_legacy = median_seconds(
             lambda t=true, p=pred: segmentation_report(p, t, spacing=spacing, labels="brats2023"),
             args.repeats,
+            warmup=False,
         )
         paths = [tmp / f"{name}_{case}.nii.gz" for name in ("pred", "true")]
         for path, data in zip(paths, (pred, true), strict=True):
             nib.save(nib.Nifti1Image(data, np.eye(4)), path)
         evaluate_2025_case(str(case), *paths, args.config_2025)  # warm-up (loads the config)
-        t_2025 = _median_seconds(
-            lambda c=case, p=paths: evaluate_2025_case(str(c), *p, args.config_2025), args.repeats
+        t_2025 = median_seconds(
+            lambda c=case, p=paths: evaluate_2025_case(str(c), *p, args.config_2025),
+            args.repeats,
+            warmup=False,
         )
         times_2025.append(t_2025)
         report = lesionwise_report(pred, true, spacing=spacing, rules=args.rules)

@@ -22,9 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import median_seconds  # noqa: E402
 from mrivol.inference import mc_dropout  # noqa: E402
 from mrivol.inference.uncertainty import McDropoutPredictor, first_dropout  # noqa: E402
 from mrivol.networks import AGMS3DCNN  # noqa: E402
@@ -65,31 +64,23 @@ DROPOUT_PLACEMENT = {
 }
 
 
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench(name: str, *, shape: tuple[int, ...], samples: int, batch_sizes, repeats: int) -> None:
     """Print the timings and ratios of one network."""
     torch.manual_seed(0)
     net = NETWORKS[name]().eval()
     x = torch.randn(1, 4, *shape)
-    one = _time(lambda: McDropoutPredictor(net, samples=1)(x), repeats)
+    one = median_seconds(lambda: McDropoutPredictor(net, samples=1)(x), repeats)
 
     def naive() -> None:
         with mc_dropout(net):
             for _ in range(samples):
                 torch.sigmoid(net(x))
 
-    t_naive = _time(naive, repeats)
+    t_naive = median_seconds(naive, repeats)
     batched = {
-        b: _time(lambda b=b: McDropoutPredictor(net, samples=samples, batch_size=b)(x), repeats)
+        b: median_seconds(
+            lambda b=b: McDropoutPredictor(net, samples=samples, batch_size=b)(x), repeats
+        )
         for b in batch_sizes
     }
     strategy = McDropoutPredictor(net, samples=samples).strategy
@@ -101,7 +92,7 @@ def bench(name: str, *, shape: tuple[int, ...], samples: int, batch_sizes, repea
         print(f"  {samples} batched (rows/call {b:>2}) {t:8.3f} s  {t / one:5.2f}x")
     if hasattr(net, "forward_features"):
         with torch.no_grad():
-            prefix = _time(lambda: net.forward_features(x), repeats)
+            prefix = median_seconds(lambda: net.forward_features(x), repeats)
         f = prefix / one
         print(
             f"  deterministic prefix      {prefix:8.3f} s  share f = {f:.2f} of one pass; "
