@@ -36,7 +36,7 @@ from mrivol.inference.postprocessing import (
     read_postprocessing,
 )
 from mrivol.inference.run_ref import RunRef, resolve_run
-from mrivol.io import atomic_path
+from mrivol.inference.save_case_outputs import save_nifti_atomic
 from mrivol.paths import runs_dir
 from mrivol.tracking.cv_runs import fold_runs, is_cv_parent
 from mrivol.tracking.models import inference_overrides
@@ -142,11 +142,7 @@ def binary_entropy(p: np.ndarray) -> np.ndarray:
 
 
 def _save(array: np.ndarray, affine: np.ndarray, path: Path, dtype: Any) -> None:
-    img = nib.Nifti1Image(np.asarray(array, dtype=dtype), affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    with atomic_path(path, suffix=".nii.gz") as tmp:
-        nib.save(img, tmp)
+    save_nifti_atomic(nib.Nifti1Image(np.asarray(array, dtype=dtype), affine), affine, path)
 
 
 def _load(path: Path) -> np.ndarray:

@@ -39,6 +39,7 @@ __all__ = [
     "encode_map",
     "label_map_path",
     "region_map_path",
+    "save_nifti_atomic",
 ]
 
 PROB_DTYPES = ("float32", "uint16")
@@ -98,7 +99,8 @@ def encode_map(array: np.ndarray, affine: np.ndarray, *, dtype: str) -> nib.Nift
     return image
 
 
-def _save(image: nib.Nifti1Image, affine: np.ndarray, path: Path) -> None:
+def save_nifti_atomic(image: nib.Nifti1Image, affine: np.ndarray, path: Path) -> None:
+    """Save ``image`` with ``affine`` as its qform and sform, atomically."""
     image.set_qform(affine, code=1)  # as MONAI's NibabelWriter (ITK reads the qform)
     image.set_sform(affine, code=1)
     with atomic_path(path, suffix=".nii.gz") as tmp:
@@ -125,10 +127,10 @@ def write_case(
     for kind, (array, affine) in maps.items():
         for channel, region in enumerate(regions):
             image = encode_map(array[channel], affine, dtype=prob_dtype)
-            _save(image, affine, region_map_path(output_dir, case, kind, region))
+            save_nifti_atomic(image, affine, region_map_path(output_dir, case, kind, region))
     array, affine = label
     path = label_map_path(output_dir, case)
-    _save(nib.Nifti1Image(np.asarray(array[0]).astype(np.uint8), affine), affine, path)
+    save_nifti_atomic(nib.Nifti1Image(np.asarray(array[0]).astype(np.uint8), affine), affine, path)
     return path
 
 
