@@ -60,7 +60,7 @@ def prepare_before_ranks(
     """
     from monai.bundle import ConfigParser
 
-    from mrivol.training.run import resolve_manifest
+    from mrivol.training.run import ensure_plans, resolve_manifest
 
     manifest = resolve_manifest(bundle, profile, data)
     files = config_files(bundle, "train", profile=profile, net=net, distributed=True)
@@ -70,15 +70,10 @@ def prepare_before_ranks(
         {"bundle_root": str(bundle_dir(bundle)), "manifest": str(manifest.resolve())}
         | dict(overrides or {})
     )
-    if "plans_file" in parser:
-        from mrivol.planning import plan_manifest
-
-        plans_file = Path(parser.get_parsed_content("plans_file"))
-        if not plans_file.is_file():
-            print(
-                f"planning the network from {manifest} -> {plans_file} "
-                f"(once, before starting {processes} processes)",
-                flush=True,
-            )
-            plan_manifest(manifest, plans_file, workers=min(os.cpu_count() or 1, 8))
+    ensure_plans(
+        parser,
+        manifest,
+        why=f" (once, before starting {processes} processes)",
+        workers=min(os.cpu_count() or 1, 8),
+    )
     return manifest

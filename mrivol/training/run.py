@@ -117,12 +117,20 @@ def resolve_manifest(bundle: str, profile: str, data: str | Path | None) -> Path
     return manifest
 
 
-def ensure_plans(parser: Any, manifest: Path) -> dict[str, Any] | None:
+def ensure_plans(
+    parser: Any, manifest: Path, *, why: str = "", workers: int = 1
+) -> dict[str, Any] | None:
     """Plan a plan-based network (``plans_file`` in its overlay) once per manifest.
 
     With the profile's ``plan_geometry: true`` the plan's target spacing and patch size replace
     ``spacing`` and ``roi_size`` (nnU-Net trains at the planned geometry); otherwise only the
     topology is taken from the plan.
+
+    Args:
+        parser: the run's config parser.
+        manifest: the data the plan is made from (when ``plans_file`` does not exist yet).
+        why: appended to the "planning the network" line.
+        workers: processes that fingerprint the cases.
 
     Returns:
         The plans, or ``None`` for networks without a plan.
@@ -133,8 +141,8 @@ def ensure_plans(parser: Any, manifest: Path) -> dict[str, Any] | None:
 
     plans_file = Path(parser.get_parsed_content("plans_file"))
     if rank() == 0 and not plans_file.is_file():
-        print(f"planning the network from {manifest} -> {plans_file}", flush=True)
-        plan_manifest(manifest, plans_file)
+        print(f"planning the network from {manifest} -> {plans_file}{why}", flush=True)
+        plan_manifest(manifest, plans_file, workers=workers)
     barrier()
     plans = read_plans(plans_file)
     if parser.get("plan_geometry", False):
