@@ -19,10 +19,16 @@ Rician noise, nothing to crop) are measured for the cache size too.
 
 * ``cached_mb_per_case_{before,after}``: MiB a full-size (240x240x155, 1 mm) skull-stripped
   phantom case takes in the cache through the gpu profile's deterministic transforms
-  (``raw_head_cached_mb_per_case_{before,after}``: the raw, unstripped phantom);
-* ``fill_s_per_case_{1,2}_workers`` and ``fill_speedup_2_workers``: wall seconds per case to
-  fill the after-cache of ``--cases`` full-size cases with one and with two threads
-  (``fill_s_per_case_before``: the before chain, one thread, as it ran);
+  (``raw_head_cached_mb_per_case_{before,after}``: the raw, unstripped phantom;
+  ``cached_bytes_per_voxel_{before,after}``: the same per voxel of the cropped case, which
+  scales the figure to a brain box of another size);
+* ``fill_s_per_case_{1,2}_workers``: wall seconds per case to fill the after-cache of
+  ``--cases`` full-size cases with one and with two fill threads, torch's two intra-op threads
+  split between them; ``fill_s_per_case_1_workers_1_thread``: one fill thread with one
+  intra-op thread. ``fill_speedup_2_workers`` is the parallel fill's scaling (two fill threads
+  against one, one core each); ``fill_speedup_2_workers_vs_1_worker_2_threads`` compares with
+  one fill thread whose kernels use both cores (``fill_s_per_case_before``: the before chain,
+  one thread, as it ran);
 * ``sample_cpu_ms_{before,after}`` and ``sample_cpu_ratio``: CPU milliseconds per random
   training sample (crop + augmentation) drawn from a cached full-size case;
 * ``data_wait_share_{before,after}``: the share of a cpu-profile training step (2 mm phantoms,
@@ -182,12 +188,18 @@ def split(chain: list) -> tuple[Compose, Compose]:
     return Compose(chain[:cut]), Compose(chain[cut:])
 
 
-def fill_seconds(items: list[dict], chain: list, workers: int) -> float:
-    """Wall seconds to fill a cache of ``items`` with ``workers`` threads."""
+def fill_seconds(items: list[dict], chain: list, workers: int, *, torch_threads: int = 2) -> float:
+    """Wall seconds to fill a cache of ``items`` with ``workers`` threads.
+
+    ``torch_threads`` intra-op threads in all, which the fill splits between its threads
+    (:func:`mrivol.data.cache_budget.fill_threads`).
+    """
+    torch.set_num_threads(torch_threads)
     t0 = time.perf_counter()
     dataset = BudgetedCacheDataset(items, Compose(chain), num_workers=workers, budget_mb=10**6,
                                    progress=False)  # fmt: skip
     seconds = time.perf_counter() - t0
+    torch.set_num_threads(2)
     assert len(dataset._cache) == len(items), "the cache did not hold every case"  # noqa: SLF001
     return seconds
 
@@ -248,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cases", type=int, default=4, help="full-size cases for the fill")
     parser.add_argument("--calls", type=int, default=8, help="random draws per chain")
     parser.add_argument("--steps", type=int, default=6, help="timed cpu-profile steps per chain")
+    parser.add_argument("--repeats", type=int, default=2, help="cache fills per setting")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
 
@@ -267,6 +280,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cached_mb_per_case_before": item_nbytes(cached_b) / MB,
         "cached_mb_per_case_after": item_nbytes(cached_a) / MB,
     }
+    voxels = int(np.prod(cached_a["image"].shape[1:]))
+    figures["cached_bytes_per_voxel_before"] = item_nbytes(cached_b) / voxels
+    figures["cached_bytes_per_voxel_after"] = item_nbytes(cached_a) / voxels
     figures["cache_size_ratio"] = (
         figures["cached_mb_per_case_after"] / figures["cached_mb_per_case_before"]
     )
@@ -282,13 +298,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     del cached_b, cached_a
     n = len(full)
     figures["fill_s_per_case_before"] = fill_seconds(full, before, 1) / n
-    figures["fill_s_per_case_1_workers"] = fill_seconds(full, after, 1) / n
-    figures["fill_s_per_case_2_workers"] = fill_seconds(full, after, 2) / n
-    figures["fill_speedup_2_workers"] = (
-        figures["fill_s_per_case_1_workers"] / figures["fill_s_per_case_2_workers"]
-    )
-    print(f"cache fill per case: {figures['fill_s_per_case_1_workers']:.2f} s (1 thread), "
-          f"{figures['fill_s_per_case_2_workers']:.2f} s (2 threads)", flush=True)  # fmt: skip
+    fill = {
+        (workers, threads): fill_seconds(full, after, workers, torch_threads=threads) / n
+        for _ in range(args.repeats)
+        for workers, threads in ((1, 1), (1, 2), (2, 2))
+    }  # the last repeat of each (earlier ones warm the page cache)
+    figures["fill_s_per_case_1_workers_1_thread"] = fill[1, 1]
+    figures["fill_s_per_case_1_workers"] = fill[1, 2]
+    figures["fill_s_per_case_2_workers"] = fill[2, 2]
+    figures["fill_speedup_2_workers"] = fill[1, 1] / fill[2, 2]
+    figures["fill_speedup_2_workers_vs_1_worker_2_threads"] = fill[1, 2] / fill[2, 2]
+    print(f"cache fill per case: {fill[1, 1]:.2f} s (1 fill thread, 1 torch thread), "
+          f"{fill[1, 2]:.2f} s (1 fill thread, 2 torch threads), {fill[2, 2]:.2f} s (2 fill "
+          "threads sharing 2 torch threads)", flush=True)  # fmt: skip
 
     cpu = bundle_values("cpu")
     small = skull_stripped(

@@ -91,3 +91,21 @@ def test_default_budget_is_a_share_of_the_available_memory_per_local_rank(monkey
 def test_item_nbytes_counts_tensors_and_arrays():
     item = {"a": torch.zeros(10, dtype=torch.float16), "b": [np.zeros(3, np.int32)], "c": "x"}
     assert item_nbytes(item) == 20 + 12
+
+
+def test_fill_threads_split_torch_threads_between_the_fill_threads_and_restore_them():
+    from mrivol.data.cache_budget import fill_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with fill_threads(2) as per_worker:
+            assert per_worker == 2 and torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 4
+        with fill_threads(8) as per_worker:  # more fill threads than cores: one each
+            assert per_worker == 1 and torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError), fill_threads(1):
+            raise RuntimeError("a failing fill restores the setting too")
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
