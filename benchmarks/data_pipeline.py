@@ -36,7 +36,12 @@ Rician noise, nothing to crop) are measured for the cache size too.
   batch, with the cpu profile's loader (no worker processes on 2 cores);
   ``nnunet_sample_cpu_ms`` and ``nnunet_data_wait_share``: the same with ``augmentation:
   nnunet`` (nnU-Net v2's training augmentation) on the cpu-profile cases
-  (``default_sample_cpu_ms``: the default recipe's per-sample CPU on those cases).
+  (``default_sample_cpu_ms``: the default recipe's per-sample CPU on those cases);
+* ``nnunet_topology_step_s_{default,nnunet}`` and ``nnunet_topology_step_ratio``: seconds per
+  training step of the dynunet at the topology of nnU-Net's side-by-side measurement (5 stages,
+  32-320 features, 64^3, 2 patches per step, deep supervision) with each recipe, the
+  augmentation in the main process (``nnunet_topology_data_wait_share_*``: its share of the
+  step); ``nnunet_topology_step_s_nnunet_v2_reference``: nnU-Net v2's 7.64 s on this CPU.
 
 Usage::
 
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import sys
 import time
@@ -215,9 +221,14 @@ def sample_cpu_ms(cached: dict, tail: Compose, *, copy_first: bool, calls: int) 
     return 1000 * (time.process_time() - t0) / samples
 
 
-def data_wait_share(items: list[dict], chain: list, *, parser: ConfigParser, steps: int,
-                    copy_cache: bool) -> float:  # fmt: skip
-    """Share of a cpu-profile training step spent waiting for the batch (main-process loader)."""
+def step_timing(items: list[dict], chain: list, *, parser: ConfigParser, steps: int,
+                copy_cache: bool, network: torch.nn.Module | None = None,
+                loss_fn: torch.nn.Module | None = None) -> tuple[float, float]:  # fmt: skip
+    """(share of a training step spent waiting for the batch, median seconds per step).
+
+    The main-process loader of the cpu profile; ``network`` / ``loss_fn`` default to the
+    bundle's U-Net and Dice+CE. The first step warms up and is not counted.
+    """
     from monai.data import DataLoader
     from monai.losses import DiceCELoss
 
@@ -226,32 +237,85 @@ def data_wait_share(items: list[dict], chain: list, *, parser: ConfigParser, ste
                                    progress=False, copy_cache=copy_cache)  # fmt: skip
     loader = DataLoader(dataset, batch_size=int(parser.get_parsed_content("batch_size")),
                         shuffle=True, num_workers=0)  # fmt: skip
-    network = build_network("brats_seg", "unet", profile="cpu")
+    network = network or build_network("brats_seg", "unet", profile="cpu")
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
-    loss_fn = DiceCELoss(sigmoid=True)
+    loss_fn = loss_fn or DiceCELoss(sigmoid=True)
     prepare = CachedBatch(et_label=4)
-    wait = total = 0.0
-    done = 0
-    while done < steps + 1:  # the first step warms up, not counted
+    wait, seconds = 0.0, []
+    for fetch_s, batch in itertools.islice(_timed_batches(loader), steps + 1):
+        t0 = time.perf_counter()
+        image, label = prepare(batch)
+        t1 = time.perf_counter()
+        optimizer.zero_grad()
+        loss = loss_fn(network(image), label)
+        loss.backward()
+        optimizer.step()
+        seconds.append(fetch_s + time.perf_counter() - t0)
+        if len(seconds) > 1:  # the first step warms up
+            wait += fetch_s + t1 - t0
+    timed = seconds[1:]
+    return wait / sum(timed), float(np.median(timed))
+
+
+def _timed_batches(loader: Any) -> Any:
+    """Yield (seconds to fetch, batch) from ``loader``, epoch after epoch."""
+    while True:
         it = iter(loader)
-        while done < steps + 1:
+        while True:
             t0 = time.perf_counter()
             try:
                 batch = next(it)
             except StopIteration:
                 break
-            image, label = prepare(batch)
-            t1 = time.perf_counter()
-            optimizer.zero_grad()
-            loss = loss_fn(network(image), label)
-            loss.backward()
-            optimizer.step()
-            t2 = time.perf_counter()
-            if done:
-                wait += t1 - t0
-                total += t2 - t0
-            done += 1
-    return wait / total
+            yield time.perf_counter() - t0, batch
+
+
+def data_wait_share(items: list[dict], chain: list, *, parser: ConfigParser, steps: int,
+                    copy_cache: bool) -> float:  # fmt: skip
+    """Share of a cpu-profile training step spent waiting for the batch (main-process loader)."""
+    return step_timing(items, chain, parser=parser, steps=steps, copy_cache=copy_cache)[0]
+
+
+# nnU-Net's 3d_fullres topology of the issue's side-by-side measurement on this CPU: 5 stages,
+# 32-320 features, 64^3 patch, batch 2; nnU-Net v2 took 7.64 s per iteration there (its whole
+# augmentation in 2 background workers), mrivol's dynunet 7.20 s with the default recipe.
+NNUNET_TOPOLOGY_PLAN = {
+    "strides": [[1, 1, 1]] + [[2, 2, 2]] * 4,
+    "kernel_sizes": [[3, 3, 3]] * 5,
+    "filters": [32, 64, 128, 256, 320],
+    "patch_size": [64, 64, 64],
+}
+NNUNET_V2_STEP_S = 7.64
+
+
+def nnunet_topology_steps(items: list[dict], parser: ConfigParser, steps: int) -> dict[str, float]:
+    """Seconds per training step of the dynunet at nnU-Net's topology, per recipe.
+
+    Batch 1 case x 2 patches (nnU-Net's batch 2), the dynunet's deep-supervision Dice+CE, the
+    cpu profile's main-process loader; ``default`` and ``nnunet`` augmentation side by side.
+    """
+    from monai.losses import DiceCELoss
+
+    from mrivol.losses import StackedDeepSupervisionLoss
+    from mrivol.networks import build_dynunet
+
+    out: dict[str, float] = {}
+    for recipe in ("default", "nnunet"):
+        parser["augmentation"] = recipe
+        parser["batch_size"], parser["num_samples"] = 1, 2
+        torch.manual_seed(0)
+        network = build_dynunet(NNUNET_TOPOLOGY_PLAN, in_channels=4, out_channels=3,
+                                dropout=0.1)  # fmt: skip
+        loss = StackedDeepSupervisionLoss(DiceCELoss(sigmoid=True), weight_mode="exp")
+        share, step_s = step_timing(items, after_chain(parser), parser=parser, steps=steps,
+                                    copy_cache=False, network=network, loss_fn=loss)  # fmt: skip
+        out[f"nnunet_topology_step_s_{recipe}"] = step_s
+        out[f"nnunet_topology_data_wait_share_{recipe}"] = share
+    out["nnunet_topology_step_ratio"] = (
+        out["nnunet_topology_step_s_nnunet"] / out["nnunet_topology_step_s_default"]
+    )
+    out["nnunet_topology_step_s_nnunet_v2_reference"] = NNUNET_V2_STEP_S
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -261,6 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--calls", type=int, default=8, help="random draws per chain")
     parser.add_argument("--steps", type=int, default=6, help="timed cpu-profile steps per chain")
     parser.add_argument("--repeats", type=int, default=2, help="cache fills per setting")
+    parser.add_argument("--topology-steps", type=int, default=3,
+                        help="timed steps per recipe at nnU-Net's topology")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
 
@@ -337,6 +403,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(f"data wait per cpu-profile step: {figures['data_wait_share_before']:.1%} before, "
           f"{figures['data_wait_share_after']:.1%} after", flush=True)  # fmt: skip
+    figures |= nnunet_topology_steps(small, bundle_values("cpu"), args.topology_steps)
+    print(f"dynunet at nnU-Net's topology: {figures['nnunet_topology_step_s_default']:.2f} s per "
+          f"step (default recipe), {figures['nnunet_topology_step_s_nnunet']:.2f} s (nnunet); "
+          f"nnU-Net v2: {NNUNET_V2_STEP_S} s", flush=True)  # fmt: skip
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
     print(json.dumps(figures))
     return figures
