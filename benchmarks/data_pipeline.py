@@ -18,10 +18,11 @@ The phantoms are skull-stripped with their true brain mask, as BraTS distributes
 Rician noise, nothing to crop) are measured for the cache size too.
 
 * ``cached_mb_per_case_{before,after}``: MiB a full-size (240x240x155, 1 mm) skull-stripped
-  phantom case takes in the cache through the gpu profile's deterministic transforms
-  (``raw_head_cached_mb_per_case_{before,after}``: the raw, unstripped phantom;
-  ``cached_bytes_per_voxel_{before,after}``: the same per voxel of the cropped case, which
-  scales the figure to a brain box of another size);
+  phantom case takes in the cache through the gpu profile's deterministic transforms, the mean
+  over the ``--cases`` cases (``cached_mb_per_case_after_max``: the largest; ``case_shapes``:
+  their brain boxes; ``raw_head_cached_mb_per_case_{before,after}``: the first raw, unstripped
+  phantom; ``cached_bytes_per_voxel_{before,after}``: per voxel of the brain boxes, which
+  scales the figure to boxes of another size);
 * ``fill_s_per_case_{1,2}_workers``: wall seconds per case to fill the after-cache of
   ``--cases`` full-size cases with one and with two fill threads, torch's two intra-op threads
   split between them; ``fill_s_per_case_1_workers_1_thread``: one fill thread with one
@@ -78,12 +79,13 @@ from monai.transforms import (  # noqa: E402
     Orientationd,
     RandCropByPosNegLabeld,
     RandFlipd,
+    RandomizableTrait,
     RandScaleIntensityd,
     RandShiftIntensityd,
     Spacingd,
     SpatialPadd,
+    Transform,
 )
-from monai.transforms.transform import Randomizable  # noqa: E402
 
 from mrivol.data import BudgetedCacheDataset  # noqa: E402
 from mrivol.data.cache_budget import item_nbytes  # noqa: E402
@@ -190,7 +192,11 @@ def before_chain(parser: ConfigParser) -> list:
 
 def split(chain: list) -> tuple[Compose, Compose]:
     """(deterministic head, random tail), cut where CacheDataset cuts: the first random one."""
-    cut = next(i for i, t in enumerate(chain) if isinstance(t, Randomizable))
+    cut = next(
+        i
+        for i, t in enumerate(chain)
+        if isinstance(t, RandomizableTrait) or not isinstance(t, Transform)
+    )
     return Compose(chain[:cut]), Compose(chain[cut:])
 
 
@@ -340,15 +346,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "raw_head_cached_mb_per_case_before": item_nbytes(head_b(dict(raw[0]))) / MB,
         "raw_head_cached_mb_per_case_after": item_nbytes(head_a(dict(raw[0]))) / MB,
     }
-    cached_b, cached_a = head_b(dict(full[0])), head_a(dict(full[0]))
+    sizes_b, sizes_a, voxels, shapes = [], [], [], []
+    for item in full:  # every case: brain boxes differ by pose and anatomy
+        cached_b, cached_a = head_b(dict(item)), head_a(dict(item))
+        sizes_b.append(item_nbytes(cached_b))
+        sizes_a.append(item_nbytes(cached_a))
+        shapes.append(list(cached_a["image"].shape[1:]))
+        voxels.append(int(np.prod(shapes[-1])))
     figures |= {
-        "case_shape": list(cached_a["image"].shape),
-        "cached_mb_per_case_before": item_nbytes(cached_b) / MB,
-        "cached_mb_per_case_after": item_nbytes(cached_a) / MB,
+        "case_shapes": shapes,
+        "cached_mb_per_case_before": float(np.mean(sizes_b)) / MB,
+        "cached_mb_per_case_after": float(np.mean(sizes_a)) / MB,
+        "cached_mb_per_case_after_max": max(sizes_a) / MB,
+        "cached_bytes_per_voxel_before": sum(sizes_b) / sum(voxels),
+        "cached_bytes_per_voxel_after": sum(sizes_a) / sum(voxels),
     }
-    voxels = int(np.prod(cached_a["image"].shape[1:]))
-    figures["cached_bytes_per_voxel_before"] = item_nbytes(cached_b) / voxels
-    figures["cached_bytes_per_voxel_after"] = item_nbytes(cached_a) / voxels
     figures["cache_size_ratio"] = (
         figures["cached_mb_per_case_after"] / figures["cached_mb_per_case_before"]
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from mrivol.transforms.brats_regions_to_labels import BratsRegionsToLabels, BratsRegionsToLabelsd
 from mrivol.transforms.cap_indices import CapIndices, CapIndicesd
 from mrivol.transforms.co_register import CoRegister, CoRegisterd, transform_to_ras_matrix
+from mrivol.transforms.label_box import LabelBoxd, RestoreLabelBoxd
 from mrivol.transforms.n4_bias_field import N4BiasFieldCorrection, N4BiasFieldCorrectiond
 from mrivol.transforms.nibabel_reader import ThreadSafeNibabelReader
 from mrivol.transforms.real_scans_only import RealScansOnlyd
@@ -38,11 +39,13 @@ __all__ = [
     "CapIndicesd",
     "CoRegister",
     "CoRegisterd",
+    "LabelBoxd",
     "N4BiasFieldCorrection",
     "N4BiasFieldCorrectiond",
     "RealScansOnlyd",
     "RegisterToTemplate",
     "RegisterToTemplated",
+    "RestoreLabelBoxd",
     "SkullStrip",
     "SkullStripd",
     "SplitMcOutputd",

@@ -73,3 +73,26 @@ def test_same_seed_same_patches(parser, item):
 
     torch.testing.assert_close(draw(3), draw(3))
     assert not torch.equal(draw(3), draw(4))
+
+
+def test_every_nnunet_spatial_transform_moves_image_and_label_together(parser):
+    """Rotation, scaling and mirroring of the nnunet recipe, each forced on, on a block phantom
+    whose image is its label: the transformed image still outlines the transformed label."""
+    label = torch.zeros(1, 32, 32, 32, dtype=torch.uint8)
+    label[0, 5:25, 6:27, 8:25] = 2  # off-centre on every axis: every flip moves it
+    label[0, 9:16, 12:21, 12:21] = 4
+    image = (label > 0).float().repeat(4, 1, 1, 1) * 5.0
+    recipe = parser.get_parsed_content("augmentation_recipes#nnunet", instantiate=True)
+    spatial = [t for t in recipe if {"image", "label"} <= set(getattr(t, "keys", ()))]
+    assert {type(t).__name__ for t in spatial} == {"RandRotated", "RandZoomd", "RandFlipd"}
+    for t in spatial:
+        t.prob = 1.0
+        t.set_random_state(seed=3)
+        changed = False
+        for _ in range(3):
+            out = t({"image": image.clone(), "label": label.clone()})
+            outlined, labelled = out["image"][0] > 2.5, out["label"][0] > 0
+            dice = 2 * (outlined & labelled).sum() / (outlined.sum() + labelled.sum())
+            assert float(dice) > 0.9, type(t).__name__
+            changed |= not torch.equal(out["label"].to(torch.uint8), label)
+        assert changed, f"{type(t).__name__} left the label as it was"
