@@ -70,9 +70,10 @@ cv: $(BIN)/mrivol ## cross-validate BUNDLE/NET: FOLDS=0,1,.. EPOCHS=n; OOF metri
 study: $(BIN)/mrivol ## cross-validate NETS=unet,agms3d,... on the same folds [BUDGET=minutes per fold]; pick the best
 	$(BIN)/mrivol study $(CV_ARGS) --nets $(NETS)
 
-evaluate: $(BIN)/mrivol ## evaluate a run on its validation fold, or a CV parent on DATA=test.csv [MC=T, default 10] [TTA=1]
+evaluate: $(BIN)/mrivol ## evaluate a run on its validation fold, a CV parent or ad_cls on DATA=test.csv [MC=T, default 10] [TTA=1] [ALLOW_OVERLAP=1]
 	$(BIN)/mrivol evaluate --bundle $(BUNDLE) --run $(RUN) $(if $(DATA),--data $(DATA)) \
-		$(if $(filter command line,$(origin MC)),--mc-samples $(MC)) $(if $(filter 1,$(TTA)),--tta)
+		$(if $(filter command line,$(origin MC)),--mc-samples $(MC)) $(if $(filter 1,$(TTA)),--tta) \
+		$(if $(filter 1,$(ALLOW_OVERLAP)),--allow-subject-overlap)
 
 MC ?= 1
 infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|CV parent|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [TTA=1] [SUBMISSION=1] [SHARD=i/n] [PROB_DTYPE=uint16]

@@ -18,6 +18,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out=args.out,
         mc_samples=args.mc_samples,
         tta=args.tta,
+        allow_subject_overlap=args.allow_subject_overlap,
         net=args.net or default_network(args.bundle),
         fold=args.fold,
     )
@@ -42,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from mrivol.training.cli import add_bundle_arguments
 
     p = sub.add_parser(
-        "evaluate", help="evaluate a run on its validation fold; log to the same run"
+        "evaluate",
+        help="evaluate a run on its validation fold (classification bundles: on a test "
+        "manifest); log to the same run",
     )
     p.set_defaults(func=cmd_evaluate)
     add_bundle_arguments(p)
@@ -52,7 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="MLflow run id (a training run, or a `mrivol cv` parent) or checkpoint file",
     )
     p.add_argument(
-        "--data", default=None, help="manifest (default: the run's own; a CV parent: test cases)"
+        "--data",
+        default=None,
+        help="manifest (default: the run's own; a CV parent or a classification bundle such "
+        "as ad_cls: the test cases)",
+    )
+    p.add_argument(
+        "--allow-subject-overlap",
+        action="store_true",
+        help="classification bundles: score a test manifest that shares subjects with the "
+        "run's training or validation set (refused by default; synthetic cases always are)",
     )
     p.add_argument("--tta", action="store_true", help="mirror every window (8 passes)")
     p.add_argument("--out", default=None, help="report directory")

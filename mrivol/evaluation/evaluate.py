@@ -141,6 +141,7 @@ def evaluate(
     mc_samples: int = 10,
     overrides: Mapping[str, Any] | None = None,
     tta: bool = False,
+    allow_subject_overlap: bool = False,
     **kwargs: Any,
 ) -> dict[str, float]:
     """Evaluate ``run`` on its fold's validation cases; log metrics and reports to the same run.
@@ -158,10 +159,14 @@ def evaluate(
             --mc-samples``).
         overrides: further config overrides (e.g. the ``spacing`` / ``roi_size`` trained with).
         tta: mirror every sliding window (CV parents, :mod:`mrivol.evaluation.evaluate_cv`).
+        allow_subject_overlap: classification bundles: score a test manifest that shares
+            subjects with the run's training or validation set.
         **kwargs: passed to :func:`mrivol.inference.resolve_run`.
 
     A ``mrivol cv`` parent run as ``run`` is evaluated as a fold ensemble on the test manifest
-    ``data`` (:func:`mrivol.evaluation.evaluate_cv.evaluate_cv`).
+    ``data`` (:func:`mrivol.evaluation.evaluate_cv.evaluate_cv`). A classification bundle
+    (``ad_cls``) is scored on the test manifest ``data`` after a subject-leakage check
+    (:func:`mrivol.evaluation.evaluate_classification.evaluate_classification`).
 
     Returns:
         The evaluator's metrics plus the per-region means (``dice_et``, ``hd95_mm_wt``, ...).
@@ -170,7 +175,22 @@ def evaluate(
         ValueError: a checkpoint file without ``data``, or cases that could not be scored.
     """
     from mrivol.data import manifest_settings, to_datalist
+    from mrivol.evaluation.evaluate_classification import (
+        evaluate_classification,
+        is_classification_bundle,
+    )
     from mrivol.inference.ensemble import is_cv_parent_run
+
+    if is_classification_bundle(bundle):  # one probability vector per scan: a test-set report
+        return evaluate_classification(
+            bundle=bundle,
+            run=run,
+            data=data,
+            out=out,
+            allow_subject_overlap=allow_subject_overlap,
+            overrides=overrides,
+            **kwargs,
+        )
 
     uri = kwargs.get("tracking_uri") or default_tracking_uri()
     if is_cv_parent_run(run, tracking_uri=uri):

@@ -46,13 +46,13 @@ def test_workflow_a_bundle_lacks_is_refused(capsys):
         config_files("brats_seg", "train", profile="cpu", net="unet", distributed=True)[4].name
         == "multi_gpu_train.yaml"
     )
-    with pytest.raises(ValueError, match="'ad_cls' has no configs/multi_gpu_train.yaml"):
-        config_files("ad_cls", "train", profile="cpu", net="densenet_attention", distributed=True)
+    with pytest.raises(ValueError, match="'dcgan_aug' has no configs/multi_gpu_train.yaml"):
+        config_files("dcgan_aug", "train", profile="cpu", net="dcgan", distributed=True)
     with pytest.raises(ValueError, match="no configs/evaluate.yaml: it does not support the eval"):
-        config_files("ad_cls", "evaluate", profile="cpu", net="densenet_attention")
+        config_files("dcgan_aug", "evaluate", profile="cpu", net="dcgan")
     from mrivol.cli import main
 
-    assert main(["train", "--bundle", "ad_cls", "--gpus", "2"]) != 0  # before torchrun starts
+    assert main(["train", "--bundle", "dcgan_aug", "--gpus", "2"]) != 0  # before torchrun starts
     assert "does not support distributed" in capsys.readouterr().err
 
 
