@@ -76,7 +76,7 @@ evaluate: $(BIN)/mrivol ## evaluate a run on its validation fold, a CV parent or
 		$(if $(filter 1,$(ALLOW_OVERLAP)),--allow-subject-overlap)
 
 MC ?= 1
-infer: $(BIN)/mrivol ## segment new scans: RUN=<run id|CV parent|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [TTA=1] [SUBMISSION=1] [SHARD=i/n] [PROB_DTYPE=uint16]
+infer: $(BIN)/mrivol ## segment (or, ad_cls, classify) new scans: RUN=<run id|CV parent|checkpoint> INPUT=<manifest|dir> OUT=<dir> [MC=T] [TTA=1] [SUBMISSION=1] [SHARD=i/n] [PROB_DTYPE=uint16]
 	$(BIN)/mrivol infer --bundle $(BUNDLE) --run $(RUN) --input $(INPUT) --out $(OUT) --mc-samples $(MC) \
 		$(if $(filter 1,$(SUBMISSION)),--submission) $(if $(filter 1,$(TTA)),--tta) \
 		$(if $(SHARD),--shard $(SHARD)) $(if $(PROB_DTYPE),--prob-dtype $(PROB_DTYPE))

@@ -2,12 +2,15 @@
 
 * :mod:`~mrivol.inference.run_ref`: a run id or checkpoint and the settings it was trained with.
 * :mod:`~mrivol.inference.infer`: ``mrivol infer`` (label maps, probabilities, volumes).
+* :mod:`~mrivol.inference.classify`: ``mrivol infer`` of a classifier (ad_cls): probabilities,
+  Grad-CAM++ maps on each scan's grid.
 * :mod:`~mrivol.inference.mc_dropout`: dropout on at test time, everything else in eval mode.
 * :mod:`~mrivol.inference.uncertainty`: batched MC-dropout predictor.
 """
 
 from __future__ import annotations
 
+from mrivol.inference.classify import cam_to_input_grid, classify, scan_datalist
 from mrivol.inference.infer import (
     infer,
     input_datalist,
@@ -30,6 +33,8 @@ __all__ = [
     "McDropoutHandle",
     "McDropoutPredictor",
     "RunRef",
+    "cam_to_input_grid",
+    "classify",
     "deterministic_prefix",
     "enable_mc_dropout",
     "first_dropout",
@@ -40,5 +45,6 @@ __all__ = [
     "mc_predict",
     "resolve_run",
     "run_inference",
+    "scan_datalist",
     "volume_report",
 ]

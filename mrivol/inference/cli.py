@@ -18,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from mrivol.inference.infer import add_infer_arguments
     from mrivol.training.cli import add_bundle_arguments
 
-    p = sub.add_parser("infer", help="segment new scans (MC dropout: entropy and MI maps)")
+    p = sub.add_parser(
+        "infer",
+        help="segment new scans (MC dropout: entropy and MI maps), or classify them "
+        "(ad_cls: probabilities, Grad-CAM++ maps)",
+    )
     p.set_defaults(func=cmd_infer)
     add_bundle_arguments(p)
     add_infer_arguments(p)

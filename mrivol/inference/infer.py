@@ -322,7 +322,8 @@ def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--input",
         required=True,
-        help="manifest CSV, or a folder of <case>_{t1,t1ce,t2,flair}.nii.gz",
+        help="manifest CSV, or a folder of <case>_{t1,t1ce,t2,flair}.nii.gz "
+        "(classification bundles: of T1 scans, *.nii.gz)",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
@@ -366,7 +367,15 @@ def add_infer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def main_infer(args: argparse.Namespace) -> int:
-    """Run ``mrivol infer``; prints where the outputs went."""
+    """Run ``mrivol infer``; prints where the outputs went.
+
+    A bundle whose ``inference.yaml`` says ``task: classification`` (ad_cls) classifies the
+    scans instead (:func:`mrivol.inference.classify.main_classify`).
+    """
+    from mrivol.inference.classify import CLASSIFICATION_TASK, bundle_task, main_classify
+
+    if bundle_task(args.bundle) == CLASSIFICATION_TASK:
+        return main_classify(args)
     written = infer(
         bundle=args.bundle,
         run=args.run,
