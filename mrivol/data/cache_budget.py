@@ -135,9 +135,9 @@ def fill_threads(workers: int) -> Iterator[int]:
 
     Each fill thread runs its transforms' torch kernels with ``threads // workers`` intra-op
     threads (at least one), so ``workers`` threads never oversubscribe the cores torch was
-    given. Measured on 2 cores (``benchmarks/data_pipeline.py``, full-size cases): two fill
-    threads 0.49 s per case, one fill thread on one core 0.93 s (1.9x), one fill thread whose
-    kernels use both cores 0.68 s (1.4x). The previous setting is restored afterwards. Yields
+    given. Measured on 2 cores (``benchmarks/data_pipeline.py``, full-size cases, three runs):
+    two fill threads 1.5-1.9x as fast as one fill thread on one core, and 1.4-1.5x one fill
+    thread whose kernels use both cores. The previous setting is restored afterwards. Yields
     the intra-op threads per fill thread.
     """
     before = torch.get_num_threads()
