@@ -36,6 +36,7 @@ WORKFLOW_CHAINS = {
     "evaluate": ("train", "evaluate"),
     "inference": ("inference",),
 }
+SHARED_WORKFLOW_LAYERS = ("evaluate",)  # bundles/shared/<name>.yaml before the bundle's own
 
 
 def detect_profile() -> str:
@@ -90,7 +91,10 @@ def config_files(
             f"unknown workflow {workflow!r}; choose one of {', '.join(WORKFLOW_CHAINS)}"
         )
     files = [*shared_configs(bundle), configs / "common.yaml"]
-    files += [configs / f"{name}.yaml" for name in chain]
+    for name in chain:
+        if name in SHARED_WORKFLOW_LAYERS:  # what every bundle's <name>.yaml shares, first
+            files.append(shared_dir() / f"{name}.yaml")
+        files.append(configs / f"{name}.yaml")
     if distributed:
         files.append(configs / "multi_gpu_train.yaml")
     missing = [f.name for f in files if not f.is_file()]

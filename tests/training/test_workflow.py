@@ -15,14 +15,22 @@ def test_brats_seg_is_available():
 
 @pytest.mark.parametrize(
     ("workflow", "chain"),
-    [("train", ["train"]), ("evaluate", ["train", "evaluate"]), ("inference", ["inference"])],
+    [
+        ("train", ["train"]),
+        ("evaluate", ["train", "shared/evaluate", "evaluate"]),  # the shared layer first
+        ("inference", ["inference"]),
+    ],
     ids=["train", "evaluate", "inference"],
 )
 def test_merge_order(workflow, chain):
     files = config_files("brats_seg", workflow, profile="cpu", net="unet")
     configs = bundle_dir("brats_seg") / "configs"
     expected = [shared_dir() / "base.yaml", shared_dir() / "supervised.yaml"]
-    expected += [configs / "common.yaml", *(configs / f"{c}.yaml" for c in chain)]
+    expected += [configs / "common.yaml"]
+    expected += [
+        shared_dir() / f"{c[7:]}.yaml" if c.startswith("shared/") else configs / f"{c}.yaml"
+        for c in chain
+    ]
     expected += [configs / "profiles" / "cpu.yaml", configs / "networks" / "unet.yaml"]
     assert files == expected
     assert all(f.is_file() for f in files)
