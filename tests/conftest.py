@@ -113,6 +113,21 @@ def train_in_store(tmp_path_factory: pytest.TempPathFactory, **train_kwargs):
         return train(**train_kwargs), uri
 
 
+@pytest.fixture(scope="session")
+def tiny_ad_run(tiny_ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``(TrainResult, tracking uri)`` of one epoch of ad_cls on the tiny phantoms, shared by
+    the inference and evaluation tests (which only read the run or add their own results)."""
+    return train_in_store(
+        tmp_path_factory,
+        bundle="ad_cls",
+        net="densenet_attention",
+        data=tiny_ad_manifest,
+        epochs=1,
+        profile="cpu",
+        overrides={**AD_CLS_TINY_OVERRIDES, "gradcam_cases": 1, "system_metrics": False},
+    )
+
+
 # overrides that make the brats_seg bundle run in seconds on the tiny cases
 MULTITASK_TINY_OVERRIDES = {
     "spacing": [3.0, 3.0, 3.0],

@@ -22,23 +22,14 @@ from mrivol.evaluation.evaluate_classification import (
     check_test_manifest,
     is_classification_bundle,
 )
-from tests.conftest import AD_CLS_TINY_OVERRIDES, train_in_store
 
 CLASSES = ("CN", "MCI", "AD")
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``(TrainResult, tracking uri)`` of one epoch of ad_cls on the tiny phantoms."""
-    return train_in_store(
-        tmp_path_factory,
-        bundle="ad_cls",
-        net="densenet_attention",
-        data=tiny_ad_manifest,
-        epochs=1,
-        profile="cpu",
-        overrides={**AD_CLS_TINY_OVERRIDES, "gradcam_cases": 1},
-    )
+def trained(tiny_ad_run):
+    """``(TrainResult, tracking uri)``: one epoch of ad_cls on the tiny phantoms (conftest)."""
+    return tiny_ad_run
 
 
 @pytest.fixture(scope="module")

@@ -21,23 +21,14 @@ from nibabel.processing import resample_from_to
 
 from mrivol.inference.classify import bundle_task, cam_to_input_grid, main_classify
 from mrivol.synth.ad_phantoms import generate_ad_phantoms
-from tests.conftest import AD_CLS_TINY_OVERRIDES, train_in_store
 
 LPS_CASE, CORRUPT_CASE = "sub-0000_ses-01", "sub-0004_ses-01"
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_ad_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
-    result, uri = train_in_store(
-        tmp_path_factory,
-        bundle="ad_cls",
-        net="densenet_attention",
-        data=tiny_ad_manifest,
-        epochs=1,
-        profile="cpu",
-        overrides={**AD_CLS_TINY_OVERRIDES, "system_metrics": False},
-    )
-    return result, uri
+def trained(tiny_ad_run):
+    """``(TrainResult, tracking uri)``: one epoch of ad_cls on the tiny phantoms (conftest)."""
+    return tiny_ad_run
 
 
 def _to_lps(path: Path, zooms: tuple[float, float, float] = (1.0, 1.0, 1.2)) -> None:
