@@ -35,7 +35,17 @@ from monai.transforms import MapTransform, RandomizableTrait
 __all__ = ["LabelBoxd", "RestoreLabelBoxd"]
 
 
-class LabelBoxd(MapTransform):
+class _BoxKeys(MapTransform):
+    """The label keys and the suffix of their box entries (``<key><box_postfix>``)."""
+
+    def __init__(
+        self, keys: KeysCollection, box_postfix: str = "_box", allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.box_postfix = box_postfix
+
+
+class LabelBoxd(_BoxKeys):
     """Replace each label map (C, X, Y, Z) by the box around its nonzero voxels (a copy).
 
     ``<key><box_postfix>`` gets a (2, 3) int64 tensor: the full spatial shape and the box's
@@ -46,12 +56,6 @@ class LabelBoxd(MapTransform):
         box_postfix: suffix of the key that holds the shape and start.
         allow_missing_keys: skip absent keys.
     """
-
-    def __init__(
-        self, keys: KeysCollection, box_postfix: str = "_box", allow_missing_keys: bool = False
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.box_postfix = box_postfix
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -69,7 +73,7 @@ class LabelBoxd(MapTransform):
         return d
 
 
-class RestoreLabelBoxd(MapTransform, RandomizableTrait):
+class RestoreLabelBoxd(_BoxKeys, RandomizableTrait):
     """Paste each boxed label map of :class:`LabelBoxd` into zeros of its full size.
 
     The result is a new tensor on the box's device with its dtype (and, for a ``MetaTensor``,
@@ -83,12 +87,6 @@ class RestoreLabelBoxd(MapTransform, RandomizableTrait):
     Raises:
         KeyError: a label without its box entry (not made by :class:`LabelBoxd`).
     """
-
-    def __init__(
-        self, keys: KeysCollection, box_postfix: str = "_box", allow_missing_keys: bool = False
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.box_postfix = box_postfix
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
